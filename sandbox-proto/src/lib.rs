@@ -1,0 +1,16 @@
+//! The sandboxd wire protocol: message types, the version handshake and the frame codec.
+//!
+//! This crate is the only place that knows the wire encoding (msgpack through rmp-serde); the
+//! daemon, the CLI and the SDK exchange typed [`Request`]s and [`Response`]s through it. The
+//! format is written down for other-language clients in `PROTOCOL.md` at the repository root.
+#![forbid(unsafe_code)]
+
+/// Length-prefixed frames: the 4-byte header, the size limit, sync and async readers.
+pub mod codec;
+/// Every message and the data types they carry.
+pub mod msg;
+
+pub use codec::{
+    decode_request, decode_response, encode, pack, unpack, DecodeError, EncodeError, FrameError,
+};
+pub use msg::*;

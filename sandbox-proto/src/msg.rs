@@ -1,0 +1,341 @@
+//! Messages of protocol version [`PROTOCOL_VERSION`]: what a client sends ([`Request`]), what the
+//! daemon answers ([`Response`]), and the run description ([`RunSpec`]) they carry.
+//!
+//! Every message is a msgpack map with a `type` key naming the variant in snake_case; field names
+//! are the Rust names. Optional fields may be omitted by a client.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks. A client and the daemon must agree exactly.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest frame body either side accepts by default (1 MiB). The daemon states its own
+/// limit in [`Response::Welcome`].
+pub const MAX_FRAME_LEN: usize = 1 << 20;
+/// The largest `data` the daemon puts in one [`Response::Output`] frame.
+pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+/// The output window a run starts with, in bytes, per stream (stdout and stderr each), and the
+/// stdin window the daemon grants a run that takes stdin.
+pub const DEFAULT_WINDOW: u32 = 256 * 1024;
+
+/// A message from a client to the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// The first frame on every connection. Precondition: nothing was sent before it. The daemon
+    /// answers [`Response::Welcome`], or [`ErrorCode::VersionMismatch`] and closes.
+    Hello {
+        /// The protocol version the client speaks ([`PROTOCOL_VERSION`]).
+        protocol: u32,
+        /// Free text naming the client, for the daemon's log (e.g. `sandboxctl 0.1.0`).
+        client: String,
+    },
+    /// Create a sandbox, run `spec.argv` in it, stream its output and report its exit; the
+    /// sandbox is destroyed when the command ends. Precondition: `id` is not in use on this
+    /// connection. Answered by [`Response::Started`] then [`Response::Output`]s and one
+    /// [`Response::Exit`], or by one [`Response::Error`] with this `id`.
+    Run {
+        /// Chosen by the client; names the run in every later frame of either side.
+        id: u64,
+        /// What to run and how.
+        spec: RunSpec,
+    },
+    /// Bytes for the run's standard input. Precondition: the run was started with
+    /// `spec.stdin = true`, stdin is not closed, and `data` fits in the stdin window the daemon
+    /// granted (the initial [`DEFAULT_WINDOW`] plus every [`Response::StdinCredit`]).
+    Stdin {
+        /// The run.
+        id: u64,
+        /// The bytes, as msgpack bin.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// End of the run's standard input (the command reads EOF).
+    CloseStdin {
+        /// The run.
+        id: u64,
+    },
+    /// The client consumed `bytes` of the run's output on `stream`: the daemon may send that many
+    /// more bytes on it.
+    Credit {
+        /// The run.
+        id: u64,
+        /// Which output stream the credit is for.
+        stream: Stream,
+        /// How many bytes.
+        bytes: u32,
+    },
+    /// Send a signal to the run's command (SIGKILL ends the whole sandbox).
+    Kill {
+        /// The run.
+        id: u64,
+        /// The signal number (e.g. 9, 15).
+        signal: i32,
+    },
+    /// Ask for the daemon's state. Answered by [`Response::Status`].
+    Status {
+        /// Names the answer.
+        id: u64,
+    },
+}
+
+/// A message from the daemon to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// The answer to [`Request::Hello`] when the versions match.
+    Welcome {
+        /// The protocol version the daemon speaks.
+        protocol: u32,
+        /// The daemon's name and version, e.g. `sandboxd 0.1.0`.
+        daemon: String,
+        /// The largest frame body the daemon accepts.
+        max_frame: u32,
+        /// The initial output window of every stream, and the initial stdin window, in bytes.
+        window: u32,
+    },
+    /// The sandbox exists and the command is running.
+    Started {
+        /// The run.
+        id: u64,
+        /// The sandbox's name (also its hostname unless the spec set one).
+        sandbox_id: String,
+    },
+    /// A chunk of the command's output (at most [`MAX_OUTPUT_CHUNK`] bytes).
+    Output {
+        /// The run.
+        id: u64,
+        /// Which stream the bytes came from.
+        stream: Stream,
+        /// The bytes, as msgpack bin.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// The daemon wrote `bytes` of stdin into the command's pipe: the client may send that many
+    /// more.
+    StdinCredit {
+        /// The run.
+        id: u64,
+        /// How many bytes.
+        bytes: u32,
+    },
+    /// The command ended and the sandbox is gone. Sent after all of its output.
+    Exit {
+        /// The run.
+        id: u64,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The answer to [`Request::Status`].
+    Status {
+        /// The request's id.
+        id: u64,
+        /// The daemon's state.
+        info: DaemonStatus,
+    },
+    /// A request failed, or (with no `id`) the connection did.
+    Error {
+        /// The request or run it is about; absent for connection-level errors.
+        id: Option<u64>,
+        /// Stable machine-readable code.
+        code: ErrorCode,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+/// Which output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// The command's standard output.
+    Stdout,
+    /// The command's standard error.
+    Stderr,
+}
+
+/// Stable error codes. They are part of the protocol: a code's meaning never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The client's protocol version is not the daemon's. The connection is closed.
+    VersionMismatch,
+    /// A frame's length header exceeds the limit. The connection is closed.
+    FrameTooLarge,
+    /// A frame's body is not a valid message (not msgpack, missing or mistyped fields).
+    BadFrame,
+    /// The message's `type` is not one this daemon knows.
+    UnknownRequest,
+    /// The message is valid but not allowed now (before `hello`, an id in use, an unknown id,
+    /// stdin past its window).
+    ProtocolViolation,
+    /// A field has a value outside what is allowed (a limit, a path, a name).
+    InvalidArgument,
+    /// The caller may not do this (e.g. mount a folder it does not own).
+    PermissionDenied,
+    /// A daemon limit was reached (sandboxes, connections, runs per connection).
+    ResourceExhausted,
+    /// The sandbox could not be created; the message names the step that failed.
+    SpawnFailed,
+    /// The daemon is shutting down.
+    ShuttingDown,
+    /// A bug or an unexpected host failure; the message says what.
+    Internal,
+    /// A code this client does not know (a newer daemon).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::VersionMismatch => "version_mismatch",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::UnknownRequest => "unknown_request",
+            ErrorCode::ProtocolViolation => "protocol_violation",
+            ErrorCode::InvalidArgument => "invalid_argument",
+            ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::ResourceExhausted => "resource_exhausted",
+            ErrorCode::SpawnFailed => "spawn_failed",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What to run and in what kind of sandbox.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunSpec {
+    /// The command and its arguments; `argv[0]` is looked up in the sandbox's `PATH` unless it
+    /// contains a `/`. Must not be empty.
+    pub argv: Vec<String>,
+    /// Extra environment, `KEY=VALUE` each; overrides the defaults (`PATH`, `HOME`, `TERM`).
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox (absolute); default `/workspace`.
+    pub cwd: Option<String>,
+    /// Hostname inside the sandbox; default the sandbox id.
+    pub hostname: Option<String>,
+    /// The root filesystem.
+    pub rootfs: Rootfs,
+    /// Host folders bound into the sandbox.
+    pub mounts: Vec<Mount>,
+    /// Resource limits; absent fields take the daemon's defaults.
+    pub limits: Limits,
+    /// Whether the client will send stdin ([`Request::Stdin`]); if false the command's stdin is
+    /// empty (reads EOF at once).
+    pub stdin: bool,
+}
+
+/// The root filesystem a sandbox sees.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Rootfs {
+    /// Read-only binds of the host's `/usr`, `/bin`, `/sbin`, `/lib*` and a curated `/etc`.
+    #[default]
+    Host,
+    /// A directory on the host, mounted read-only as `/`.
+    Path {
+        /// Absolute host path.
+        path: String,
+    },
+}
+
+/// A host folder bound into the sandbox. Files the sandbox creates in it are owned on the host
+/// by the client's uid and gid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Absolute path of an existing host directory.
+    pub host: String,
+    /// Absolute path inside the sandbox.
+    pub sandbox: String,
+    /// Mount read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Resource limits of one sandbox. `None` takes the daemon's default.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Memory limit in bytes (swap is off).
+    pub memory: Option<u64>,
+    /// Most processes and threads at once.
+    pub pids: Option<u64>,
+    /// CPU quota as a number of CPUs (0.5 = half of one CPU).
+    pub cpus: Option<f64>,
+    /// Wall-clock limit in milliseconds; the whole sandbox is killed when it passes.
+    pub timeout_ms: Option<u64>,
+    /// Size of the `/workspace` tmpfs in bytes.
+    pub workspace_size: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExitStatus {
+    /// The exit code, if the command exited.
+    pub code: Option<i32>,
+    /// The signal number, if the command was killed by a signal.
+    pub signal: Option<i32>,
+    /// The wall-clock timeout passed and the daemon killed the sandbox.
+    pub timed_out: bool,
+    /// The kernel's OOM killer killed a process of the sandbox (the memory limit was hit).
+    pub oom_killed: bool,
+    /// The memory limit in force, in bytes (to report with an OOM kill).
+    pub memory_limit: Option<u64>,
+    /// Milliseconds from the sandbox's start to the command's end.
+    pub duration_ms: u64,
+}
+
+impl ExitStatus {
+    /// The status as a shell reports it: 124 after a timeout, 137 after an OOM kill, 128+N for
+    /// signal N, otherwise the exit code.
+    pub fn shell_code(&self) -> i32 {
+        if self.timed_out {
+            124
+        } else if self.oom_killed {
+            137
+        } else if let Some(sig) = self.signal {
+            128 + sig
+        } else {
+            self.code.unwrap_or(255)
+        }
+    }
+}
+
+/// The daemon's state, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DaemonStatus {
+    /// `sandboxd VERSION`.
+    pub daemon: String,
+    /// `v1`, `v2` (cgroup hierarchy in use).
+    pub cgroup_version: String,
+    /// Live sandboxes.
+    pub sandboxes: Vec<SandboxSummary>,
+}
+
+/// One live sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SandboxSummary {
+    /// The sandbox id.
+    pub sandbox_id: String,
+    /// The uid of the client that created it.
+    pub owner_uid: u32,
+    /// The first host uid (and gid) of its user-namespace range.
+    pub host_uid_base: u32,
+    /// The cgroup path, relative to the hierarchy root.
+    pub cgroup: String,
+    /// Host pid of the sandbox's init (pid 1 inside), 0 while starting.
+    pub init_pid: u32,
+}
