@@ -1,0 +1,99 @@
+//! The daemon's configuration: command-line flags with production defaults.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// `sandboxd` flags. Every limit on what clients may ask for is explicit here.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sandboxd", version, about = "Linux sandbox daemon")]
+pub struct Config {
+    /// Unix socket to listen on.
+    #[arg(
+        long,
+        env = "SANDBOXD_SOCKET",
+        default_value = "/run/sandboxd/sandboxd.sock"
+    )]
+    pub socket: PathBuf,
+    /// Directory for the daemon's state (lock file, root assembly point).
+    #[arg(long, default_value = "/var/lib/sandboxd")]
+    pub state_dir: PathBuf,
+    /// Group allowed to use the socket (mode 0660); root-only (0600) if the group does not exist.
+    #[arg(long, default_value = "sandboxd")]
+    pub group: String,
+    /// Parent cgroup of every sandbox's cgroup, relative to the hierarchy root; owned by this
+    /// daemon alone (left-over children are removed at start).
+    #[arg(long, default_value = "sandboxd")]
+    pub cgroup_parent: String,
+    /// First host uid/gid of the user-namespace ranges; sandbox slot N maps its ids 0..65536
+    /// to `uid_base + N * 65536`.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub uid_base: u32,
+    /// Most sandboxes alive at once (also the number of uid ranges).
+    #[arg(long, default_value_t = 256)]
+    pub max_sandboxes: u32,
+    /// Most client connections at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections: usize,
+    /// Most concurrent runs on one connection.
+    #[arg(long, default_value_t = 64)]
+    pub max_runs_per_connection: usize,
+    /// Largest frame accepted from a client, in bytes.
+    #[arg(long, default_value_t = sandbox_proto::MAX_FRAME_LEN)]
+    pub max_frame: usize,
+    /// Default memory limit in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub default_memory: u64,
+    /// Default pids limit.
+    #[arg(long, default_value_t = 1024)]
+    pub default_pids: u64,
+    /// Default `/workspace` tmpfs size in bytes.
+    #[arg(long, default_value_t = 512 << 20)]
+    pub default_workspace_size: u64,
+    /// `/tmp` tmpfs size in bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub tmp_size: u64,
+    /// RLIMIT_NOFILE (soft and hard) inside sandboxes.
+    #[arg(long, default_value_t = 8192)]
+    pub nofile: u64,
+}
+
+impl Config {
+    /// Ids per sandbox user namespace.
+    pub const IDS_PER_SANDBOX: u32 = 65536;
+
+    /// Checks the flags against each other.
+    pub fn validate(&self) -> Result<(), String> {
+        let top = u64::from(self.uid_base)
+            + u64::from(self.max_sandboxes) * u64::from(Self::IDS_PER_SANDBOX);
+        if self.uid_base < Self::IDS_PER_SANDBOX || top > u64::from(u32::MAX - 1) {
+            return Err(format!(
+                "--uid-base {} with --max-sandboxes {} leaves the valid uid range",
+                self.uid_base, self.max_sandboxes
+            ));
+        }
+        if self.max_sandboxes == 0 {
+            return Err("--max-sandboxes must be at least 1".into());
+        }
+        if self.max_frame < 4096 || self.max_frame > 64 << 20 {
+            return Err("--max-frame must be between 4 KiB and 64 MiB".into());
+        }
+        if self.cgroup_parent.is_empty()
+            || self
+                .cgroup_parent
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(format!(
+                "--cgroup-parent {:?} is not a relative cgroup path",
+                self.cgroup_parent
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where a sandbox's root filesystem is assembled (inside its own mount namespace).
+    pub fn root_dir(&self) -> PathBuf {
+        self.state_dir.join("root")
+    }
+}

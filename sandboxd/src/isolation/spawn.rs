@@ -1,0 +1,357 @@
+//! The per-sandbox helper: a single-threaded re-exec of sandboxd (`sandboxd __sandbox-helper`)
+//! started by the daemon with a control socket as fd 0.
+//!
+//! In order: receive the command's stdio fds and the plan; compile the seccomp profile; clone
+//! init into new namespaces; from outside, write its id maps, move it into its cgroup and make
+//! the idmapped host mounts; hand those over; report `Started`; then relay kill requests and
+//! report the exit. If the daemon goes away (EOF), the sandbox is killed.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::ipc::{self, FromInit, HelperCommand, HelperEvent, IpcError, ToInit};
+use super::namespaces::{self, NamespaceError};
+use super::seccomp::{self, SeccompError};
+use crate::cgroups::{CgroupError, SandboxCgroup};
+use crate::policy::{Plan, RootPlan};
+use crate::sys;
+
+/// argv[1] that makes sandboxd run as a helper.
+pub const HELPER_ARG: &str = "__sandbox-helper";
+/// Stack for the cloned init (it runs Rust code before it execs anything).
+const STACK_SIZE: usize = 1 << 20;
+
+/// A helper step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// Talking to the daemon or to init.
+    #[error("talking to {0}")]
+    Ipc(&'static str, #[source] IpcError),
+    /// Compiling the seccomp profile.
+    #[error("compiling the seccomp profile")]
+    Seccomp(#[from] SeccompError),
+    /// Opening the rootfs directory.
+    #[error("opening rootfs {path}")]
+    OpenRootfs {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: Errno,
+    },
+    /// clone.
+    #[error("cloning the sandbox init")]
+    Clone(#[source] Errno),
+    /// Id maps.
+    #[error("setting up the user namespace")]
+    Namespace(#[from] NamespaceError),
+    /// Joining the cgroup.
+    #[error("moving init into its cgroup")]
+    Cgroup(#[from] CgroupError),
+    /// Making the user namespace for idmapped mounts.
+    #[error("creating the id-mapping user namespace")]
+    IdmapUserns(#[source] Errno),
+    /// open_tree of a host folder.
+    #[error("opening host folder {host}")]
+    OpenTree {
+        /// The folder.
+        host: String,
+        /// Why.
+        #[source]
+        source: Errno,
+    },
+    /// The folder is not the one the daemon checked.
+    #[error("host folder {host} changed after it was checked")]
+    HostDirChanged {
+        /// The folder.
+        host: String,
+    },
+    /// mount_setattr(MOUNT_ATTR_IDMAP).
+    #[error("idmapping host folder {host} (does its filesystem support idmapped mounts?)")]
+    Idmap {
+        /// The folder.
+        host: String,
+        /// Why.
+        #[source]
+        source: Errno,
+    },
+    /// Init reported a failure building the sandbox.
+    #[error("{0}")]
+    Init(String),
+}
+
+/// The helper's main; returns the process exit code.
+pub fn helper_main() -> i32 {
+    // SAFETY: the daemon starts us with the control socket as fd 0 and nothing else owns it.
+    let mut ctl = UnixStream::from(unsafe { OwnedFd::from_raw_fd(0) });
+    let setup = || -> Result<([OwnedFd; 3], Plan), SpawnError> {
+        let fds = ipc::recv_fds(&ctl, 3).map_err(|e| SpawnError::Ipc("the daemon", e))?;
+        let stdio: [OwnedFd; 3] = fds
+            .try_into()
+            .map_err(|_| SpawnError::Init("stdio".into()))?;
+        let plan = ipc::recv(
+            &mut ctl
+                .try_clone()
+                .map_err(|e| SpawnError::Ipc("the daemon", IpcError::Send(e)))?,
+        )
+        .map_err(|e| SpawnError::Ipc("the daemon", e))?;
+        Ok((stdio, plan))
+    };
+    let result = setup().and_then(|(stdio, plan)| run(&plan, stdio, &mut ctl));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = ipc::send(
+                &mut ctl,
+                &HelperEvent::Failed {
+                    error: ipc::chain(&e),
+                },
+            );
+            1
+        }
+    }
+}
+
+fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), SpawnError> {
+    let profile = seccomp::default_profile()?;
+    let rootfs = match &plan.rootfs {
+        RootPlan::Host => None,
+        RootPlan::Path(path) => Some(
+            open(
+                path.as_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|source| SpawnError::OpenRootfs {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+    };
+    let (mut to_init, init_end) =
+        UnixStream::pair().map_err(|e| SpawnError::Ipc("init", IpcError::Send(e)))?;
+
+    let mut stack = vec![0u8; STACK_SIZE];
+    let mut init_end = Some(init_end);
+    let child = Box::new(|| -> isize {
+        match init_end.take() {
+            Some(sock) => super::init::run(plan, sock, &stdio, &profile),
+            None => 1,
+        }
+    });
+    // SAFETY: the helper is single-threaded, so the child (a copy of this process) may run
+    // Rust code; init never returns into the clone trampoline (it exits), and its code uses
+    // far less than STACK_SIZE of stack.
+    let pid = unsafe {
+        nix::sched::clone(
+            child,
+            &mut stack,
+            namespaces::clone_flags(),
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(SpawnError::Clone)?;
+    // Our copies: init has its own now.
+    drop(stdio);
+    drop(init_end);
+
+    let result = prepare_init(plan, pid, rootfs, &mut to_init);
+    if let Err(e) = result {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(e);
+    }
+    match ipc::recv::<FromInit>(&mut to_init) {
+        Ok(FromInit::Running) => {}
+        Ok(FromInit::Failed { error }) => {
+            let _ = waitpid(pid, None);
+            return Err(SpawnError::Init(error));
+        }
+        other => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(SpawnError::Init(format!(
+                "init ended before the command started: {other:?}"
+            )));
+        }
+    }
+    ipc::send(
+        ctl,
+        &HelperEvent::Started {
+            init_pid: pid.as_raw(),
+        },
+    )
+    .map_err(|e| SpawnError::Ipc("the daemon", e))?;
+    let (code, signal) = relay(pid, ctl, &mut to_init);
+    ipc::send(ctl, &HelperEvent::Exited { code, signal })
+        .map_err(|e| SpawnError::Ipc("the daemon", e))
+}
+
+/// From outside, while init waits: id maps, cgroup, idmapped mounts, then the go-ahead.
+fn prepare_init(
+    plan: &Plan,
+    pid: Pid,
+    rootfs: Option<OwnedFd>,
+    to_init: &mut UnixStream,
+) -> Result<(), SpawnError> {
+    namespaces::write_id_maps(pid.as_raw(), &plan.ids)?;
+    SandboxCgroup::load(&plan.cgroup).attach(pid.as_raw() as u32)?;
+    let mounts = idmapped_mounts(plan)?;
+    ipc::send(
+        to_init,
+        &ToInit::Go {
+            rootfs_fd: rootfs.is_some(),
+            mounts: mounts.len(),
+        },
+    )
+    .map_err(|e| SpawnError::Ipc("init", e))?;
+    let fds: Vec<RawFd> = rootfs
+        .iter()
+        .chain(mounts.iter())
+        .map(|f| f.as_raw_fd())
+        .collect();
+    if !fds.is_empty() {
+        ipc::send_fds(to_init, &fds).map_err(|e| SpawnError::Ipc("init", e))?;
+    }
+    Ok(())
+}
+
+/// A user namespace mapping the caller's uid and gid to the sandbox's root, held by a
+/// throw-away process: through it, an idmapped mount shows the caller's files as the
+/// sandbox root's and stores the sandbox root's new files as the caller's.
+fn idmap_userns(plan: &Plan) -> Result<OwnedFd, SpawnError> {
+    let (rd, wr) = nix::unistd::pipe().map_err(SpawnError::IdmapUserns)?;
+    let mut stack = vec![0u8; 64 * 1024];
+    let holder = Box::new(|| -> isize {
+        let mut b = [0u8; 1];
+        // Wait until the helper closes its end, then exit.
+        let _ = nix::unistd::read(&rd, &mut b);
+        0
+    });
+    // SAFETY: single-threaded helper; the child only blocks in read() and returns.
+    let pid = unsafe {
+        nix::sched::clone(
+            holder,
+            &mut stack,
+            CloneFlags::CLONE_NEWUSER,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(SpawnError::IdmapUserns)?;
+    let ids = &plan.ids;
+    let result = namespaces::write_maps(
+        pid.as_raw(),
+        &format!("{} {} 1\n", ids.caller_uid, ids.host_base),
+        &format!("{} {} 1\n", ids.caller_gid, ids.host_base),
+    )
+    .map_err(SpawnError::from)
+    .and_then(|()| {
+        open(
+            format!("/proc/{pid}/ns/user").as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(SpawnError::IdmapUserns)
+    });
+    drop(wr);
+    let _ = waitpid(pid, None);
+    result
+}
+
+fn idmapped_mounts(plan: &Plan) -> Result<Vec<OwnedFd>, SpawnError> {
+    if plan.mounts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let userns = idmap_userns(plan)?;
+    let mut fds = Vec::with_capacity(plan.mounts.len());
+    for b in &plan.mounts {
+        let fd = sys::open_tree_clone(Path::new(&b.host), false).map_err(|source| {
+            SpawnError::OpenTree {
+                host: b.host.clone(),
+                source,
+            }
+        })?;
+        let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|source| SpawnError::OpenTree {
+            host: b.host.clone(),
+            source,
+        })?;
+        if st.st_dev != b.dev || st.st_ino != b.ino {
+            return Err(SpawnError::HostDirChanged {
+                host: b.host.clone(),
+            });
+        }
+        let mut attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+        if b.read_only {
+            attrs |= sys::MOUNT_ATTR_RDONLY;
+        }
+        sys::mount_setattr_idmap(fd.as_fd(), userns.as_fd(), attrs).map_err(|source| {
+            SpawnError::Idmap {
+                host: b.host.clone(),
+                source,
+            }
+        })?;
+        fds.push(fd);
+    }
+    Ok(fds)
+}
+
+/// Until init ends: the daemon's kill requests go to init (SIGKILL straight to init, which
+/// takes the whole pid namespace with it); the daemon's disappearance kills the sandbox.
+/// Returns the command's exit code or signal.
+fn relay(init: Pid, ctl: &mut UnixStream, to_init: &mut UnixStream) -> (Option<i32>, Option<i32>) {
+    let mut reported = None;
+    loop {
+        let (ctl_ready, init_ready) = {
+            let mut fds = [
+                PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
+                PollFd::new(to_init.as_fd(), PollFlags::POLLIN),
+            ];
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                continue;
+            }
+            (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false))
+        };
+        if ctl_ready {
+            match ipc::recv::<HelperCommand>(ctl) {
+                Ok(HelperCommand::Kill { signal }) if signal == libc::SIGKILL => {
+                    let _ = kill(init, Signal::SIGKILL);
+                }
+                Ok(HelperCommand::Kill { signal }) => {
+                    let _ = ipc::send(to_init, &ToInit::Kill { signal });
+                }
+                // The daemon is gone: nobody will read the output, end the sandbox.
+                Err(_) => {
+                    let _ = kill(init, Signal::SIGKILL);
+                    let _ = waitpid(init, None);
+                    std::process::exit(1);
+                }
+            }
+        }
+        if init_ready {
+            match ipc::recv::<FromInit>(to_init) {
+                Ok(FromInit::Exited { code, signal }) => reported = Some((code, signal)),
+                Ok(_) => {}
+                Err(_) => {
+                    // Init is gone (or going): its wait status tells how, unless it reported
+                    // the command's own status first.
+                    let status = waitpid(init, None);
+                    return reported.unwrap_or(match status {
+                        Ok(WaitStatus::Exited(_, c)) => (Some(c), None),
+                        Ok(WaitStatus::Signaled(_, s, _)) => (None, Some(s as i32)),
+                        _ => (None, Some(libc::SIGKILL)),
+                    });
+                }
+            }
+        }
+    }
+}

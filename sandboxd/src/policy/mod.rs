@@ -1,0 +1,398 @@
+//! Pure decisions: a client's [`RunSpec`] plus who asked plus the daemon's configuration become
+//! a [`Plan`], plain data that the isolation code applies. Nothing here touches the kernel, so
+//! every rule is tested as data.
+
+use std::path::{Component, Path};
+
+use sandbox_proto::{Rootfs, RunSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::CgroupLimits;
+use crate::config::Config;
+
+/// Most argv entries, env entries and mounts a run may have.
+pub const MAX_ARGS: usize = 4096;
+/// Most environment entries.
+pub const MAX_ENV: usize = 4096;
+/// Most host mounts.
+pub const MAX_MOUNTS: usize = 32;
+/// Longest path accepted.
+pub const MAX_PATH: usize = 4096;
+/// Smallest memory limit (the sandbox's own init needs some).
+pub const MIN_MEMORY: u64 = 8 << 20;
+/// Longest timeout: 30 days.
+pub const MAX_TIMEOUT_MS: u64 = 30 * 24 * 3600 * 1000;
+/// The default environment; the client's entries override these.
+pub const DEFAULT_ENV: &[&str] = &[
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/tmp",
+    "LANG=C.UTF-8",
+];
+/// Where the tmpfs workspace is mounted, and the default working directory.
+pub const WORKSPACE: &str = "/workspace";
+/// Sandbox paths no host folder may be mounted on or under.
+const RESERVED: &[&str] = &["/proc", "/dev", "/sys"];
+
+/// The client that asked, from `SO_PEERCRED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// Its uid.
+    pub uid: u32,
+    /// Its gid.
+    pub gid: u32,
+    /// Its pid.
+    pub pid: i32,
+}
+
+/// What the daemon has set aside for one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// The sandbox id (12 hex digits).
+    pub sandbox_id: String,
+    /// Index of its uid range.
+    pub slot: u32,
+}
+
+/// A policy decision failed: the request is not allowed as it stands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// A field has a value outside what is allowed.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field, as the client named it (e.g. `limits.memory`, `mounts[0].sandbox`).
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The caller may not use this host path.
+    #[error("{field}: {reason}")]
+    Denied {
+        /// The field.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// How a sandbox's user namespace maps ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    /// Host uid (and gid) of sandbox root.
+    pub host_base: u32,
+    /// How many ids are mapped (sandbox ids `0..count`).
+    pub count: u32,
+    /// The client's uid: files the sandbox creates in host mounts get it.
+    pub caller_uid: u32,
+    /// The client's gid.
+    pub caller_gid: u32,
+}
+
+/// The root filesystem to assemble.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RootPlan {
+    /// Read-only binds of the host's system directories and a curated `/etc`.
+    Host,
+    /// Every top-level entry of this host directory, read-only.
+    Path(String),
+}
+
+/// A host folder to bind into the sandbox through an idmapped mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindPlan {
+    /// Absolute host path, as checked by the daemon.
+    pub host: String,
+    /// Absolute sandbox path.
+    pub sandbox: String,
+    /// Mount read-only.
+    pub read_only: bool,
+    /// Device and inode the daemon checked; the helper refuses a different directory there.
+    pub dev: u64,
+    /// See `dev`.
+    pub ino: u64,
+}
+
+/// Everything needed to build and run one sandbox; applied by `isolation`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The sandbox id.
+    pub sandbox_id: String,
+    /// The command.
+    pub argv: Vec<String>,
+    /// The full environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Working directory inside.
+    pub cwd: String,
+    /// Hostname inside.
+    pub hostname: String,
+    /// The root filesystem.
+    pub rootfs: RootPlan,
+    /// Host folders, in mount order (parents before children).
+    pub mounts: Vec<BindPlan>,
+    /// Size of the `/workspace` tmpfs; `None` when a host folder is mounted there.
+    pub workspace_size: Option<u64>,
+    /// Size of the `/tmp` tmpfs.
+    pub tmp_size: u64,
+    /// User-namespace id mapping.
+    pub ids: IdMap,
+    /// The sandbox's cgroup, relative to the hierarchy roots.
+    pub cgroup: String,
+    /// Its cgroup limits.
+    pub limits: CgroupLimits,
+    /// Wall-clock limit.
+    pub timeout_ms: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub nofile: u64,
+    /// Host directory where the root is assembled (in the sandbox's private mount namespace).
+    pub root_dir: String,
+}
+
+/// Checks that `p` is absolute, has no `.` or `..` and no NUL, and returns it without a
+/// trailing slash.
+pub fn clean_abs_path(field: &str, p: &str) -> Result<String, PolicyError> {
+    if p.len() > MAX_PATH {
+        return Err(invalid(field, format!("longer than {MAX_PATH} bytes")));
+    }
+    if p.contains('\0') {
+        return Err(invalid(field, "contains a NUL byte"));
+    }
+    let path = Path::new(p);
+    if !path.is_absolute() {
+        return Err(invalid(field, format!("{p:?} is not an absolute path")));
+    }
+    let mut out = String::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(s) => {
+                out.push('/');
+                out.push_str(&s.to_string_lossy());
+            }
+            _ => return Err(invalid(field, format!("{p:?} contains `.` or `..`"))),
+        }
+    }
+    if p.split('/').any(|s| s == "." || s == "..") {
+        return Err(invalid(field, format!("{p:?} contains `.` or `..`")));
+    }
+    Ok(if out.is_empty() { "/".into() } else { out })
+}
+
+fn check_hostname(h: &str) -> Result<(), PolicyError> {
+    let ok = !h.is_empty()
+        && h.len() <= 64
+        && !h.starts_with(['-', '.'])
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "hostname",
+            format!("{h:?} is not a valid hostname (1-64 of a-z, 0-9, '-', '.')"),
+        ))
+    }
+}
+
+fn merge_env(extra: &[String]) -> Result<Vec<String>, PolicyError> {
+    if extra.len() > MAX_ENV {
+        return Err(invalid("env", format!("more than {MAX_ENV} entries")));
+    }
+    let mut env: Vec<String> = DEFAULT_ENV.iter().map(|s| s.to_string()).collect();
+    for (i, kv) in extra.iter().enumerate() {
+        let field = format!("env[{i}]");
+        let Some((k, _)) = kv.split_once('=') else {
+            return Err(invalid(field, format!("{kv:?} is not KEY=VALUE")));
+        };
+        if k.is_empty() || kv.contains('\0') {
+            return Err(invalid(
+                field,
+                format!("{kv:?} has an empty key or a NUL byte"),
+            ));
+        }
+        env.retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k));
+        env.push(kv.clone());
+    }
+    Ok(env)
+}
+
+/// Turns a request into a plan, or says which field is not allowed.
+pub fn plan(
+    spec: &RunSpec,
+    caller: &Caller,
+    cfg: &Config,
+    alloc: &Allocation,
+) -> Result<Plan, PolicyError> {
+    if spec.argv.is_empty() || spec.argv[0].is_empty() {
+        return Err(invalid("argv", "empty command"));
+    }
+    if spec.argv.len() > MAX_ARGS {
+        return Err(invalid("argv", format!("more than {MAX_ARGS} arguments")));
+    }
+    if let Some(i) = spec.argv.iter().position(|a| a.contains('\0')) {
+        return Err(invalid(format!("argv[{i}]"), "contains a NUL byte"));
+    }
+    let env = merge_env(&spec.env)?;
+    let cwd = clean_abs_path("cwd", spec.cwd.as_deref().unwrap_or(WORKSPACE))?;
+    let hostname = spec
+        .hostname
+        .clone()
+        .unwrap_or_else(|| alloc.sandbox_id.clone());
+    check_hostname(&hostname)?;
+
+    let lim = &spec.limits;
+    let memory = lim.memory.unwrap_or(cfg.default_memory);
+    if !(MIN_MEMORY..=1 << 40).contains(&memory) {
+        return Err(invalid(
+            "limits.memory",
+            format!("{memory} bytes is outside 8 MiB..1 TiB"),
+        ));
+    }
+    let pids = lim.pids.unwrap_or(cfg.default_pids);
+    if !(2..=4_194_304).contains(&pids) {
+        return Err(invalid(
+            "limits.pids",
+            format!("{pids} is outside 2..4194304"),
+        ));
+    }
+    if let Some(c) = lim.cpus {
+        if !c.is_finite() || !(0.01..=1024.0).contains(&c) {
+            return Err(invalid("limits.cpus", format!("{c} is outside 0.01..1024")));
+        }
+    }
+    if let Some(t) = lim.timeout_ms {
+        if t == 0 || t > MAX_TIMEOUT_MS {
+            return Err(invalid(
+                "limits.timeout_ms",
+                format!("{t} is outside 1..{MAX_TIMEOUT_MS}"),
+            ));
+        }
+    }
+    let workspace = lim.workspace_size.unwrap_or(cfg.default_workspace_size);
+    if !(1 << 20..=1 << 40).contains(&workspace) {
+        return Err(invalid(
+            "limits.workspace_size",
+            format!("{workspace} bytes is outside 1 MiB..1 TiB"),
+        ));
+    }
+
+    let rootfs = match &spec.rootfs {
+        Rootfs::Host => RootPlan::Host,
+        Rootfs::Path { path } => {
+            let p = clean_abs_path("rootfs.path", path)?;
+            if p == "/" {
+                return Err(invalid(
+                    "rootfs.path",
+                    "the host's / cannot be a sandbox root",
+                ));
+            }
+            RootPlan::Path(p)
+        }
+    };
+
+    if spec.mounts.len() > MAX_MOUNTS {
+        return Err(invalid("mounts", format!("more than {MAX_MOUNTS} mounts")));
+    }
+    let mut mounts = Vec::with_capacity(spec.mounts.len());
+    for (i, m) in spec.mounts.iter().enumerate() {
+        let host = clean_abs_path(&format!("mounts[{i}].host"), &m.host)?;
+        let field = format!("mounts[{i}].sandbox");
+        let sandbox = clean_abs_path(&field, &m.sandbox)?;
+        if sandbox == "/" {
+            return Err(invalid(field, "cannot mount over the sandbox root"));
+        }
+        if let Some(r) = RESERVED
+            .iter()
+            .find(|r| sandbox == **r || sandbox.starts_with(&format!("{r}/")))
+        {
+            return Err(invalid(
+                field,
+                format!("{sandbox} is under {r}, which the sandbox owns"),
+            ));
+        }
+        if mounts.iter().any(|b: &BindPlan| b.sandbox == sandbox) {
+            return Err(invalid(field, format!("{sandbox} is mounted twice")));
+        }
+        mounts.push(BindPlan {
+            host,
+            sandbox,
+            read_only: m.read_only,
+            dev: 0,
+            ino: 0,
+        });
+    }
+    // Parents before children, so a child mount lands inside its parent's mount.
+    mounts.sort_by_key(|b| b.sandbox.matches('/').count());
+    let workspace_size = if mounts.iter().any(|b| b.sandbox == WORKSPACE) {
+        None
+    } else {
+        Some(workspace)
+    };
+
+    Ok(Plan {
+        sandbox_id: alloc.sandbox_id.clone(),
+        argv: spec.argv.clone(),
+        env,
+        cwd,
+        hostname,
+        rootfs,
+        mounts,
+        workspace_size,
+        tmp_size: cfg.tmp_size,
+        ids: IdMap {
+            host_base: cfg.uid_base + alloc.slot * Config::IDS_PER_SANDBOX,
+            count: Config::IDS_PER_SANDBOX,
+            caller_uid: caller.uid,
+            caller_gid: caller.gid,
+        },
+        cgroup: format!("{}/{}", cfg.cgroup_parent, alloc.sandbox_id),
+        limits: CgroupLimits {
+            memory: Some(memory),
+            pids: Some(pids),
+            cpus: lim.cpus,
+        },
+        timeout_ms: lim.timeout_ms,
+        nofile: cfg.nofile,
+        root_dir: cfg.root_dir().to_string_lossy().into_owned(),
+    })
+}
+
+/// What the daemon saw of a host folder a client asked to mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostDirFacts {
+    /// It is a directory (not following a final symlink).
+    pub is_dir: bool,
+    /// Its owner.
+    pub uid: u32,
+}
+
+/// Whether `caller` may mount the host directory described by `facts` at all. Root may mount
+/// any directory; anyone else only directories they own. (Inside, the idmapped mount shows
+/// only the caller's own files as the sandbox's; other files keep their host permissions.)
+pub fn check_host_dir(
+    field: &str,
+    facts: &HostDirFacts,
+    caller: &Caller,
+) -> Result<(), PolicyError> {
+    if !facts.is_dir {
+        return Err(invalid(field, "is not a directory"));
+    }
+    if caller.uid != 0 && facts.uid != caller.uid {
+        return Err(PolicyError::Denied {
+            field: field.into(),
+            reason: format!(
+                "owned by uid {}, not by the caller (uid {})",
+                facts.uid, caller.uid
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,523 @@
+//! `Run`: create a sandbox for one command, stream its output under flow control, feed its
+//! stdin, enforce the timeout, report the exit, and destroy everything it had.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use sandbox_proto::{ErrorCode, ExitStatus, Response, RunSpec, Stream, MAX_OUTPUT_CHUNK};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::cgroups::SandboxCgroup;
+use crate::config::Config;
+use crate::isolation::ipc::{self, HelperCommand, HelperEvent};
+use crate::isolation::spawn::HELPER_ARG;
+use crate::policy::{self, Allocation, Caller, HostDirFacts, Plan, PolicyError, RootPlan};
+use crate::sandbox::Registry;
+
+/// What the connection forwards to a live run.
+#[derive(Debug)]
+pub enum RunInput {
+    /// Stdin bytes.
+    Stdin(Vec<u8>),
+    /// End of stdin.
+    CloseStdin,
+    /// Output credit.
+    Credit(Stream, u32),
+    /// A signal for the command.
+    Kill(i32),
+}
+
+/// What a run needs from the daemon.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Configuration.
+    pub cfg: Arc<Config>,
+    /// Live sandboxes.
+    pub registry: Arc<Registry>,
+    /// Becomes true when the daemon shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+struct Failure {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<PolicyError> for Failure {
+    fn from(e: PolicyError) -> Self {
+        let code = match e {
+            PolicyError::Invalid { .. } => ErrorCode::InvalidArgument,
+            PolicyError::Denied { .. } => ErrorCode::PermissionDenied,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+/// Runs one command in a new sandbox; sends `Started`, `Output`s and `Exit` (or one `Error`)
+/// on `out`. Returns when the sandbox is gone.
+pub async fn run(
+    ctx: RunContext,
+    caller: Caller,
+    id: u64,
+    spec: RunSpec,
+    out: mpsc::Sender<Response>,
+    input: mpsc::Receiver<RunInput>,
+) {
+    let alloc = match ctx.registry.allocate(caller.uid, &ctx.cfg.cgroup_parent) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = match e {
+                super::RegistryError::Full(_) => ErrorCode::ResourceExhausted,
+                super::RegistryError::ShuttingDown => ErrorCode::ShuttingDown,
+            };
+            let _ = out
+                .send(Response::Error {
+                    id: Some(id),
+                    code,
+                    message: e.to_string(),
+                })
+                .await;
+            return;
+        }
+    };
+    let argv0 = spec.argv.first().cloned().unwrap_or_default();
+    info!(uid = caller.uid, pid = caller.pid, id, sandbox = %alloc.sandbox_id, argv0, "run");
+    let result = match prepare(&ctx, &caller, &spec, &alloc).await {
+        Ok((plan, cgroup)) => {
+            let r = supervise(&ctx, &plan, &cgroup, id, spec.stdin, &out, input).await;
+            destroy(cgroup).await;
+            r
+        }
+        Err(f) => Err(f),
+    };
+    ctx.registry.release(&alloc);
+    match result {
+        Ok(Some(status)) => {
+            info!(uid = caller.uid, id, sandbox = %alloc.sandbox_id, code = status.shell_code(), ms = status.duration_ms, "exit");
+            let _ = out.send(Response::Exit { id, status }).await;
+        }
+        Ok(None) => {
+            info!(uid = caller.uid, id, sandbox = %alloc.sandbox_id, "abandoned by its client; killed")
+        }
+        Err(f) => {
+            info!(uid = caller.uid, id, sandbox = %alloc.sandbox_id, code = %f.code, error = %f.message, "run failed");
+            let _ = out
+                .send(Response::Error {
+                    id: Some(id),
+                    code: f.code,
+                    message: f.message,
+                })
+                .await;
+        }
+    }
+}
+
+/// Policy, host-path checks and the cgroup.
+async fn prepare(
+    ctx: &RunContext,
+    caller: &Caller,
+    spec: &RunSpec,
+    alloc: &Allocation,
+) -> Result<(Plan, SandboxCgroup), Failure> {
+    let mut plan = policy::plan(spec, caller, &ctx.cfg, alloc)?;
+    for (i, m) in plan.mounts.iter_mut().enumerate() {
+        let field = format!("mounts[{i}].host");
+        let meta = std::fs::symlink_metadata(&m.host).map_err(|e| {
+            Failure::new(
+                ErrorCode::InvalidArgument,
+                format!("{field}: {}: {e}", m.host),
+            )
+        })?;
+        policy::check_host_dir(
+            &field,
+            &HostDirFacts {
+                is_dir: meta.is_dir(),
+                uid: meta.uid(),
+            },
+            caller,
+        )?;
+        m.dev = meta.dev();
+        m.ino = meta.ino();
+    }
+    if let RootPlan::Path(p) = &plan.rootfs {
+        let ok = std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(false);
+        if !ok {
+            return Err(Failure::new(
+                ErrorCode::InvalidArgument,
+                format!("rootfs.path: {p} is not a directory"),
+            ));
+        }
+    }
+    let (parent, name, limits) = (
+        ctx.cfg.cgroup_parent.clone(),
+        alloc.sandbox_id.clone(),
+        plan.limits.clone(),
+    );
+    let cgroup =
+        tokio::task::spawn_blocking(move || SandboxCgroup::create(&parent, &name, &limits))
+            .await
+            .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| Failure::new(ErrorCode::SpawnFailed, ipc::chain(&e)))?;
+    Ok((plan, cgroup))
+}
+
+async fn destroy(cgroup: SandboxCgroup) {
+    let path = cgroup.path().to_string();
+    match tokio::task::spawn_blocking(move || cgroup.destroy()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(
+            cgroup = path,
+            error = ipc::chain(&e),
+            "destroying the cgroup"
+        ),
+        Err(e) => warn!(cgroup = path, error = %e, "destroying the cgroup"),
+    }
+}
+
+fn pipe_fds() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // Only our end is non-blocking: the command gets an ordinary blocking pipe.
+    fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok((r, w))
+}
+
+/// The daemon's ends of the command's stdio.
+struct Pipes {
+    stdin: Option<pipe::Sender>,
+    stdout: pipe::Receiver,
+    stderr: pipe::Receiver,
+}
+
+/// Makes the pipes and returns the sandbox's ends [stdin, stdout, stderr].
+fn make_pipes(want_stdin: bool) -> std::io::Result<(Pipes, [OwnedFd; 3])> {
+    let (out_r, out_w) = pipe_fds()?;
+    let (err_r, err_w) = pipe_fds()?;
+    let (stdin, stdin_r) = if want_stdin {
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        fcntl(&w, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        (Some(pipe::Sender::from_owned_fd(w)?), r)
+    } else {
+        (None, std::fs::File::open("/dev/null")?.into())
+    };
+    let pipes = Pipes {
+        stdin,
+        stdout: pipe::Receiver::from_owned_fd(out_r)?,
+        stderr: pipe::Receiver::from_owned_fd(err_r)?,
+    };
+    Ok((pipes, [stdin_r, out_w, err_w]))
+}
+
+/// Starts the helper, hands it the plan, and returns its control socket.
+async fn start_helper(
+    plan: &Plan,
+    sandbox_fds: [OwnedFd; 3],
+) -> Result<(tokio::process::Child, StdUnixStream), Failure> {
+    let internal = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::new(ErrorCode::Internal, format!("{what}: {e}"))
+    };
+    let (daemon_end, helper_end) = StdUnixStream::pair().map_err(|e| internal("socketpair", &e))?;
+    let child = tokio::process::Command::new("/proc/self/exe")
+        .arg(HELPER_ARG)
+        .stdin(Stdio::from(OwnedFd::from(helper_end)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| internal("starting the sandbox helper", &e))?;
+    let plan = plan.clone();
+    let ctl = tokio::task::spawn_blocking(move || -> Result<StdUnixStream, ipc::IpcError> {
+        let mut ctl = daemon_end;
+        let raw: Vec<_> = sandbox_fds.iter().map(|f| f.as_raw_fd()).collect();
+        ipc::send_fds(&ctl, &raw)?;
+        ipc::send(&mut ctl, &plan)?;
+        Ok(ctl)
+        // `sandbox_fds` drop here: the helper has its own copies.
+    })
+    .await
+    .map_err(|e| internal("handing the plan to the helper", &e))?
+    .map_err(|e| internal("handing the plan to the helper", &ipc::chain(&e)))?;
+    Ok((child, ctl))
+}
+
+/// Reads the helper's events into a channel (a frame read is not cancel-safe; a channel is).
+fn helper_events(mut rd: tokio::net::unix::OwnedReadHalf) -> mpsc::Receiver<HelperEvent> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok(Some(body)) =
+            sandbox_proto::codec::read_frame_async(&mut rd, ipc::MAX_INTERNAL_FRAME).await
+        {
+            let Ok(ev) = sandbox_proto::unpack::<HelperEvent>(&body) else {
+                break;
+            };
+            if tx.send(ev).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Writes stdin chunks into the command's pipe and grants the client credit for each.
+fn stdin_writer(
+    mut pipe: pipe::Sender,
+    id: u64,
+    out: mpsc::Sender<Response>,
+    window: Arc<AtomicU64>,
+) -> mpsc::UnboundedSender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            if pipe.write_all(&chunk).await.is_err() {
+                break;
+            }
+            let bytes = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            window.fetch_add(u64::from(bytes), Ordering::AcqRel);
+            let _ = out.send(Response::StdinCredit { id, bytes }).await;
+        }
+    });
+    tx
+}
+
+/// One output stream's state.
+struct OutStream {
+    stream: Stream,
+    credit: u64,
+    eof: bool,
+    buf: Vec<u8>,
+}
+
+impl OutStream {
+    fn new(stream: Stream, window: u32) -> Self {
+        OutStream {
+            stream,
+            credit: u64::from(window),
+            eof: false,
+            buf: vec![0; MAX_OUTPUT_CHUNK],
+        }
+    }
+    fn can_read(&self, abandoned: bool) -> bool {
+        !self.eof && (abandoned || self.credit > 0)
+    }
+    fn limit(&self, abandoned: bool) -> usize {
+        if abandoned {
+            MAX_OUTPUT_CHUNK
+        } else {
+            MAX_OUTPUT_CHUNK.min(usize::try_from(self.credit).unwrap_or(MAX_OUTPUT_CHUNK))
+        }
+    }
+}
+
+/// Starts the sandbox and runs it to the end. `Ok(None)`: the client went away.
+async fn supervise(
+    ctx: &RunContext,
+    plan: &Plan,
+    cgroup: &SandboxCgroup,
+    id: u64,
+    want_stdin: bool,
+    out: &mpsc::Sender<Response>,
+    mut input: mpsc::Receiver<RunInput>,
+) -> Result<Option<ExitStatus>, Failure> {
+    let started = Instant::now();
+    let (mut pipes, sandbox_fds) = make_pipes(want_stdin)
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("making pipes: {e}")))?;
+    let (mut child, ctl) = start_helper(plan, sandbox_fds).await?;
+    let _ = ctl.set_nonblocking(true);
+    let ctl = tokio::net::UnixStream::from_std(ctl)
+        .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?;
+    let (rd, mut wr) = ctl.into_split();
+    let mut events = helper_events(rd);
+
+    match events.recv().await {
+        Some(HelperEvent::Started { init_pid }) => {
+            ctx.registry
+                .set_init_pid(&plan.sandbox_id, u32::try_from(init_pid).unwrap_or(0));
+        }
+        Some(HelperEvent::Failed { error }) => {
+            let _ = child.wait().await;
+            return Err(Failure::new(ErrorCode::SpawnFailed, error));
+        }
+        other => {
+            let _ = child.wait().await;
+            return Err(Failure::new(
+                ErrorCode::SpawnFailed,
+                format!("the sandbox helper ended unexpectedly ({other:?})"),
+            ));
+        }
+    }
+    let mut abandoned = out
+        .send(Response::Started {
+            id,
+            sandbox_id: plan.sandbox_id.clone(),
+        })
+        .await
+        .is_err();
+
+    let window = sandbox_proto::DEFAULT_WINDOW;
+    // The client's stdin window: spent here, refilled by the writer as it drains.
+    let stdin_window = Arc::new(AtomicU64::new(u64::from(window)));
+    let mut stdin_tx = pipes
+        .stdin
+        .take()
+        .map(|p| stdin_writer(p, id, out.clone(), stdin_window.clone()));
+    let (mut so, mut se) = (
+        OutStream::new(Stream::Stdout, window),
+        OutStream::new(Stream::Stderr, window),
+    );
+    let deadline = plan
+        .timeout_ms
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let mut timed_out = false;
+    let mut failure: Option<Failure> = None;
+    let mut exit: Option<(Option<i32>, Option<i32>)> = None;
+    let mut helper_gone = false;
+    let mut shutdown = ctx.shutdown.clone();
+    let mut killed = false;
+
+    async fn kill(wr: &mut tokio::net::unix::OwnedWriteHalf, signal: i32) {
+        if let Ok(frame) = sandbox_proto::encode(&HelperCommand::Kill { signal }) {
+            let _ = wr.write_all(&frame).await;
+        }
+    }
+
+    while !(exit.is_some() || helper_gone) || !so.eof || !se.eof {
+        let (so_limit, se_limit) = (so.limit(abandoned), se.limit(abandoned));
+        let (so_ready, se_ready) = (so.can_read(abandoned), se.can_read(abandoned));
+        tokio::select! {
+            r = pipes.stdout.read(&mut so.buf[..so_limit]), if so_ready => {
+                forward(r, &mut so, id, out, &mut abandoned).await;
+            }
+            r = pipes.stderr.read(&mut se.buf[..se_limit]), if se_ready => {
+                forward(r, &mut se, id, out, &mut abandoned).await;
+            }
+            ev = events.recv(), if exit.is_none() && !helper_gone => match ev {
+                Some(HelperEvent::Exited { code, signal }) => exit = Some((code, signal)),
+                Some(other) => warn!(sandbox = %plan.sandbox_id, ?other, "unexpected helper event"),
+                None => helper_gone = true,
+            },
+            msg = input.recv(), if !abandoned => match msg {
+                Some(RunInput::Credit(Stream::Stdout, n)) => so.credit = so.credit.saturating_add(u64::from(n)),
+                Some(RunInput::Credit(Stream::Stderr, n)) => se.credit = se.credit.saturating_add(u64::from(n)),
+                Some(RunInput::Stdin(data)) => {
+                    let len = data.len() as u64;
+                    match &stdin_tx {
+                        Some(tx) if len <= stdin_window.load(Ordering::Acquire) => {
+                            stdin_window.fetch_sub(len, Ordering::AcqRel);
+                            let _ = tx.send(data);
+                        }
+                        _ if failure.is_none() => {
+                            let why = if stdin_tx.is_none() { "stdin is closed or was not requested" } else { "stdin data past the granted window" };
+                            failure = Some(Failure::new(ErrorCode::ProtocolViolation, why));
+                            kill(&mut wr, libc::SIGKILL).await;
+                            killed = true;
+                        }
+                        _ => {}
+                    }
+                }
+                Some(RunInput::CloseStdin) => stdin_tx = None,
+                Some(RunInput::Kill(signal)) => kill(&mut wr, signal).await,
+                None => {
+                    abandoned = true;
+                    if !killed {
+                        kill(&mut wr, libc::SIGKILL).await;
+                        killed = true;
+                    }
+                }
+            },
+            _ = sleep_until(deadline), if !timed_out && exit.is_none() => {
+                timed_out = true;
+                kill(&mut wr, libc::SIGKILL).await;
+                killed = true;
+            }
+            _ = shutdown.changed(), if !killed => {
+                if *shutdown.borrow() && failure.is_none() {
+                    failure = Some(Failure::new(ErrorCode::ShuttingDown, "the daemon is shutting down; the sandbox was killed"));
+                    kill(&mut wr, libc::SIGKILL).await;
+                    killed = true;
+                }
+            }
+        }
+    }
+    drop(stdin_tx);
+    let _ = child.wait().await;
+    let oom_kills = {
+        let path = cgroup.path().to_string();
+        tokio::task::spawn_blocking(move || SandboxCgroup::load(&path).oom_kills())
+            .await
+            .unwrap_or(0)
+    };
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if abandoned {
+        return Ok(None);
+    }
+    let Some((code, signal)) = exit else {
+        return Err(Failure::new(
+            ErrorCode::Internal,
+            "the sandbox helper died; the sandbox was killed",
+        ));
+    };
+    let oom_killed = oom_kills > 0
+        && !timed_out
+        && (signal == Some(libc::SIGKILL) || code == Some(128 + libc::SIGKILL));
+    Ok(Some(ExitStatus {
+        code,
+        signal,
+        timed_out,
+        oom_killed,
+        memory_limit: plan.limits.memory,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends what a pipe read returned to the client (or drops it if the client is gone).
+async fn forward(
+    r: std::io::Result<usize>,
+    s: &mut OutStream,
+    id: u64,
+    out: &mpsc::Sender<Response>,
+    abandoned: &mut bool,
+) {
+    match r {
+        Ok(0) | Err(_) => s.eof = true,
+        Ok(n) => {
+            if *abandoned {
+                return;
+            }
+            s.credit = s.credit.saturating_sub(n as u64);
+            let msg = Response::Output {
+                id,
+                stream: s.stream,
+                data: s.buf[..n].to_vec(),
+            };
+            if out.send(msg).await.is_err() {
+                *abandoned = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! One client connection: handshake, then decode frames and dispatch them; a writer task
+//! sends responses. Bad input gets a typed error (or, when framing is lost, a closed
+//! connection) and never affects other connections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandbox_proto::codec::{read_frame_async, write_frame_async};
+use sandbox_proto::{
+    DaemonStatus, DecodeError, ErrorCode, FrameError, Request, Response, PROTOCOL_VERSION,
+};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use super::Daemon;
+use crate::policy::Caller;
+use crate::sandbox::run::{self, RunContext, RunInput};
+
+/// How long a new connection may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Responses queued for the writer (each at most one frame).
+const OUT_QUEUE: usize = 64;
+/// Inputs queued for one run.
+const INPUT_QUEUE: usize = 64;
+
+fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Response {
+    Response::Error {
+        id,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Serves one connection until it closes.
+pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
+    let caller = match stream.peer_cred() {
+        Ok(c) => Caller {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid().unwrap_or(0),
+        },
+        Err(e) => {
+            warn!(error = %e, "reading the peer's credentials; closing");
+            return;
+        }
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let (out, mut out_rx) = mpsc::channel::<Response>(OUT_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(resp) = out_rx.recv().await {
+            let Ok(frame) = sandbox_proto::encode(&resp) else {
+                continue;
+            };
+            if write_frame_async(&mut wr, &frame).await.is_err() {
+                break;
+            }
+            if matches!(
+                resp,
+                Response::Error {
+                    id: None,
+                    code: ErrorCode::VersionMismatch | ErrorCode::FrameTooLarge,
+                    ..
+                }
+            ) {
+                break;
+            }
+        }
+    });
+    let max = daemon.cfg.max_frame;
+    let mut hello = false;
+    let mut runs: HashMap<u64, mpsc::Sender<RunInput>> = HashMap::new();
+    loop {
+        let frame = if hello {
+            read_frame_async(&mut rd, max).await
+        } else {
+            match tokio::time::timeout(HELLO_TIMEOUT, read_frame_async(&mut rd, max)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let _ = out
+                        .send(error(
+                            None,
+                            ErrorCode::ProtocolViolation,
+                            "no hello within 10 s",
+                        ))
+                        .await;
+                    break;
+                }
+            }
+        };
+        let body = match frame {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(FrameError::TooLarge { len, max }) => {
+                info!(
+                    uid = caller.uid,
+                    pid = caller.pid,
+                    len,
+                    "frame over the limit; closing"
+                );
+                let _ = out
+                    .send(error(
+                        None,
+                        ErrorCode::FrameTooLarge,
+                        format!("frame of {len} bytes exceeds the limit of {max} bytes"),
+                    ))
+                    .await;
+                break;
+            }
+            Err(e) => {
+                debug!(uid = caller.uid, pid = caller.pid, error = %e, "connection ended");
+                break;
+            }
+        };
+        let req = match sandbox_proto::decode_request(&body) {
+            Ok(r) => r,
+            Err(DecodeError::UnknownType(t)) => {
+                info!(
+                    uid = caller.uid,
+                    pid = caller.pid,
+                    kind = t,
+                    "unknown request type"
+                );
+                let _ = out
+                    .send(error(
+                        None,
+                        ErrorCode::UnknownRequest,
+                        format!("unknown request type {t:?}"),
+                    ))
+                    .await;
+                continue;
+            }
+            Err(e) => {
+                info!(uid = caller.uid, pid = caller.pid, error = %e, "bad frame");
+                let _ = out
+                    .send(error(None, ErrorCode::BadFrame, e.to_string()))
+                    .await;
+                continue;
+            }
+        };
+        if !hello {
+            match req {
+                Request::Hello { protocol, client } if protocol == PROTOCOL_VERSION => {
+                    info!(
+                        uid = caller.uid,
+                        gid = caller.gid,
+                        pid = caller.pid,
+                        client,
+                        "hello"
+                    );
+                    hello = true;
+                    let _ = out
+                        .send(Response::Welcome {
+                            protocol: PROTOCOL_VERSION,
+                            daemon: format!("sandboxd {}", env!("CARGO_PKG_VERSION")),
+                            max_frame: u32::try_from(max).unwrap_or(u32::MAX),
+                            window: sandbox_proto::DEFAULT_WINDOW,
+                        })
+                        .await;
+                }
+                Request::Hello { protocol, .. } => {
+                    info!(
+                        uid = caller.uid,
+                        pid = caller.pid,
+                        protocol,
+                        "protocol version mismatch"
+                    );
+                    let msg = format!(
+                        "client speaks protocol {protocol}, this daemon speaks {PROTOCOL_VERSION}"
+                    );
+                    let _ = out.send(error(None, ErrorCode::VersionMismatch, msg)).await;
+                    break;
+                }
+                _ => {
+                    let _ = out
+                        .send(error(
+                            None,
+                            ErrorCode::ProtocolViolation,
+                            "the first message must be hello",
+                        ))
+                        .await;
+                    break;
+                }
+            }
+            continue;
+        }
+        dispatch(&daemon, caller, req, &out, &mut runs).await;
+    }
+    // Dropping the run inputs tells every live run that its client is gone.
+    drop(runs);
+    drop(out);
+    let _ = writer.await;
+}
+
+async fn dispatch(
+    daemon: &Arc<Daemon>,
+    caller: Caller,
+    req: Request,
+    out: &mpsc::Sender<Response>,
+    runs: &mut HashMap<u64, mpsc::Sender<RunInput>>,
+) {
+    runs.retain(|_, tx| !tx.is_closed());
+    let (id, input) = match req {
+        Request::Hello { .. } => {
+            let _ = out
+                .send(error(
+                    None,
+                    ErrorCode::ProtocolViolation,
+                    "hello was already sent",
+                ))
+                .await;
+            return;
+        }
+        Request::Status { id } => {
+            info!(uid = caller.uid, pid = caller.pid, id, "status");
+            let info = DaemonStatus {
+                daemon: format!("sandboxd {}", env!("CARGO_PKG_VERSION")),
+                cgroup_version: crate::cgroups::version().as_str().to_string(),
+                sandboxes: daemon.registry.summaries(),
+            };
+            let _ = out.send(Response::Status { id, info }).await;
+            return;
+        }
+        Request::Run { id, spec } => {
+            if runs.contains_key(&id) {
+                let _ = out
+                    .send(error(
+                        Some(id),
+                        ErrorCode::ProtocolViolation,
+                        format!("run id {id} is in use"),
+                    ))
+                    .await;
+                return;
+            }
+            if runs.len() >= daemon.cfg.max_runs_per_connection {
+                let msg = format!(
+                    "at most {} runs per connection",
+                    daemon.cfg.max_runs_per_connection
+                );
+                let _ = out
+                    .send(error(Some(id), ErrorCode::ResourceExhausted, msg))
+                    .await;
+                return;
+            }
+            let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+            runs.insert(id, tx);
+            let ctx = RunContext {
+                cfg: daemon.cfg.clone(),
+                registry: daemon.registry.clone(),
+                shutdown: daemon.shutdown.clone(),
+            };
+            tokio::spawn(run::run(ctx, caller, id, spec, out.clone(), rx));
+            return;
+        }
+        Request::Stdin { id, data } => (id, RunInput::Stdin(data)),
+        Request::CloseStdin { id } => (id, RunInput::CloseStdin),
+        Request::Credit { id, stream, bytes } => (id, RunInput::Credit(stream, bytes)),
+        Request::Kill { id, signal } => {
+            info!(uid = caller.uid, pid = caller.pid, id, signal, "kill");
+            (id, RunInput::Kill(signal))
+        }
+    };
+    let delivered = match runs.get(&id) {
+        Some(tx) => tx.send(input).await.is_ok(),
+        None => false,
+    };
+    if !delivered {
+        let _ = out
+            .send(error(
+                Some(id),
+                ErrorCode::ProtocolViolation,
+                format!("no live run with id {id}"),
+            ))
+            .await;
+    }
+}

@@ -1,0 +1,182 @@
+//! The daemon: socket setup, the accept loop, and graceful shutdown. tokio only; the sandboxes
+//! themselves are made by helper processes (`isolation::spawn`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Semaphore};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::sandbox::Registry;
+
+/// One client connection.
+mod conn;
+
+/// How long shutdown waits for sandboxes to be torn down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Shared daemon state.
+#[derive(Debug)]
+pub struct Daemon {
+    /// Configuration.
+    pub cfg: Arc<Config>,
+    /// Live sandboxes.
+    pub registry: Arc<Registry>,
+    /// Becomes true at shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn prepare_dirs(cfg: &Config) -> anyhow::Result<Flock<std::fs::File>> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("creating {}", cfg.state_dir.display()))?;
+    // 0711: sandbox ids (unprivileged on the host) must traverse it to reach `root`, and
+    // nothing else.
+    std::fs::set_permissions(&cfg.state_dir, std::fs::Permissions::from_mode(0o711))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cfg.state_dir.join("sandboxd.lock"))
+        .context("opening the state lock")?;
+    let lock = Flock::lock(lock, FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("another sandboxd uses {}", cfg.state_dir.display()))?;
+    let root = cfg.root_dir();
+    std::fs::create_dir_all(&root)?;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
+    if let Some(dir) = cfg.socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(lock)
+}
+
+fn bind(cfg: &Config) -> anyhow::Result<UnixListener> {
+    // We hold the state lock, so a socket file left here is a dead daemon's.
+    if cfg.socket.exists() {
+        std::fs::remove_file(&cfg.socket)
+            .with_context(|| format!("removing stale {}", cfg.socket.display()))?;
+    }
+    let listener = UnixListener::bind(&cfg.socket)
+        .with_context(|| format!("binding {}", cfg.socket.display()))?;
+    let group = nix::unistd::Group::from_name(&cfg.group).ok().flatten();
+    let mode = match &group {
+        Some(g) => {
+            nix::unistd::chown(
+                &cfg.socket,
+                Some(nix::unistd::Uid::from_raw(0)),
+                Some(g.gid),
+            )
+            .context("chown of the socket")?;
+            0o660
+        }
+        None => {
+            warn!(
+                group = cfg.group,
+                "group does not exist; the socket is root-only (0600)"
+            );
+            0o600
+        }
+    };
+    std::fs::set_permissions(&cfg.socket, std::fs::Permissions::from_mode(mode))?;
+    Ok(listener)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let _lock = prepare_dirs(&cfg)?;
+    let parent = cfg.cgroup_parent.clone();
+    let swept = tokio::task::spawn_blocking(move || crate::cgroups::sweep(&parent)).await??;
+    if !swept.is_empty() {
+        warn!(count = swept.len(), cgroups = ?swept, "removed cgroups left by a previous daemon");
+    }
+    let listener = bind(&cfg)?;
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let cfg = Arc::new(cfg);
+    let daemon = Arc::new(Daemon {
+        cfg: cfg.clone(),
+        registry: Arc::new(Registry::new(&cfg)),
+        shutdown,
+    });
+    let connections = Arc::new(Semaphore::new(cfg.max_connections));
+    info!(
+        socket = %cfg.socket.display(),
+        cgroup = crate::cgroups::version().as_str(),
+        parent = cfg.cgroup_parent,
+        "sandboxd {} listening",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => match connections.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let d = daemon.clone();
+                        tokio::spawn(async move {
+                            conn::serve(d, stream).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        warn!("connection limit reached; refusing a client");
+                        tokio::spawn(refuse(stream));
+                    }
+                },
+                Err(e) => warn!(error = %e, "accept"),
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    info!("shutting down: killing {} sandboxes", daemon.registry.len());
+    daemon.registry.close();
+    let _ = shutdown_tx.send(true);
+    drop(listener);
+    let _ = std::fs::remove_file(&cfg.socket);
+    let start = Instant::now();
+    while !daemon.registry.is_empty() && start.elapsed() < SHUTDOWN_GRACE {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if !daemon.registry.is_empty() {
+        warn!(
+            left = daemon.registry.len(),
+            "sandboxes still alive after the grace period"
+        );
+    }
+    // Whatever is left (a helper that did not answer) goes with its cgroup.
+    let parent = cfg.cgroup_parent.clone();
+    let _ = tokio::task::spawn_blocking(move || crate::cgroups::sweep(&parent)).await;
+    remove_parent(&cfg.cgroup_parent);
+    info!("stopped");
+    Ok(())
+}
+
+/// Removes the daemon's own parent cgroup, which `sweep` has just emptied.
+fn remove_parent(parent: &str) {
+    if let Err(e) = crate::cgroups::SandboxCgroup::load(parent).destroy() {
+        warn!(
+            parent,
+            error = crate::isolation::ipc::chain(&e),
+            "removing the parent cgroup"
+        );
+    }
+}
+
+async fn refuse(stream: tokio::net::UnixStream) {
+    let mut stream = stream;
+    let msg = sandbox_proto::Response::Error {
+        id: None,
+        code: sandbox_proto::ErrorCode::ResourceExhausted,
+        message: "too many connections".into(),
+    };
+    if let Ok(frame) = sandbox_proto::encode(&msg) {
+        let _ = sandbox_proto::codec::write_frame_async(&mut stream, &frame).await;
+    }
+}
