@@ -92,6 +92,21 @@ pub fn mount_setattr_path(path: &Path, attrs: u64, recursive: bool) -> Result<()
     mount_setattr_raw(libc::AT_FDCWD, &p, flags, &attr)
 }
 
+/// Sets `attrs` on the mount `fd` (from open_tree), and on every mount below it when
+/// `recursive`.
+pub fn mount_setattr_fd(fd: BorrowedFd<'_>, attrs: u64, recursive: bool) -> Result<(), Errno> {
+    let empty = CString::default();
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let attr = MountAttr {
+        attr_set: attrs,
+        ..Default::default()
+    };
+    mount_setattr_raw(fd.as_raw_fd(), &empty, flags, &attr)
+}
+
 /// Makes the detached mount `fd` an idmapped mount through the user namespace `userns`, adding
 /// `attrs` (MOUNT_ATTR_*).
 pub fn mount_setattr_idmap(

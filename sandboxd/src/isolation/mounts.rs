@@ -6,7 +6,7 @@
 //! paths are still visible, and only the new mount namespace is changed.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -137,6 +137,9 @@ pub enum MountError {
     /// Listing the root filesystem directory.
     #[error("reading the root filesystem directory")]
     ReadRootfs(#[source] std::io::Error),
+    /// Attaching (or detaching) the rootfs tree at its staging point.
+    #[error("attaching the rootfs")]
+    AttachRootfs(#[source] Errno),
     /// Attaching an idmapped host folder.
     #[error("attaching host folder {host} on {target}")]
     AttachHostDir {
@@ -281,22 +284,28 @@ fn host_system(root: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
-/// Every top-level entry of the rootfs directory open at `dir`, except what the sandbox
-/// provides itself. The entries are reached through `/proc/self/fd/N`, so the sandbox's
-/// unprivileged ids need no search permission on the directories above the rootfs.
-fn path_rootfs(dir: &OwnedFd, root: &Path, plan: &Plan) -> Result<(), MountError> {
-    let base = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-    for entry in fs::read_dir(&base).map_err(MountError::ReadRootfs)? {
+/// Every top-level entry of the rootfs, except what the sandbox provides itself. `tree` is the
+/// helper's detached read-only copy of the rootfs; it is attached at a staging directory,
+/// mirrored entry by entry, then detached again.
+fn path_rootfs(tree: &OwnedFd, root: &Path, plan: &Plan) -> Result<(), MountError> {
+    let staging = root.join(".rootfs");
+    mkdir(&staging, 0o700)?;
+    sys::move_mount_to(tree.as_fd(), &staging)
+        .map_err(|source| MountError::AttachRootfs(source))?;
+    for entry in fs::read_dir(&staging).map_err(MountError::ReadRootfs)? {
         let entry = entry.map_err(MountError::ReadRootfs)?;
         let name = entry.file_name();
         let own = OWN_ENTRIES.iter().any(|o| name == *o)
             || (name == "workspace" && plan.workspace_size.is_some());
-        if own {
-            continue;
+        if !own {
+            mirror(&staging.join(&name), &root.join(&name), false)?;
         }
-        mirror(&base.join(&name), &root.join(&name), false)?;
     }
-    Ok(())
+    umount2(&staging, MntFlags::MNT_DETACH).map_err(MountError::AttachRootfs)?;
+    fs::remove_dir(&staging).map_err(|source| MountError::Create {
+        path: staging,
+        source,
+    })
 }
 
 fn proc(root: &Path) -> Result<(), MountError> {

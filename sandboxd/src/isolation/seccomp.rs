@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// The built-in profile, embedded so the daemon does not depend on files at run time.
 const DEFAULT_PROFILE: &str = include_str!("../../../policies/seccomp/default.json");
 
-/// Profiles longer than this are refused before parsing; the default one is about 6 KiB.
+/// Profiles longer than this are refused before parsing; the default one is about 5 KiB.
 const MAX_PROFILE_BYTES: usize = 256 * 1024;
 
 /// The architecture the filters are compiled for: the one this binary runs on.

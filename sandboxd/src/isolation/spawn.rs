@@ -126,17 +126,7 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
     let profile = seccomp::default_profile()?;
     let rootfs = match &plan.rootfs {
         RootPlan::Host => None,
-        RootPlan::Path(path) => Some(
-            open(
-                path.as_str(),
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|source| SpawnError::OpenRootfs {
-                path: path.clone(),
-                source,
-            })?,
-        ),
+        RootPlan::Path(path) => Some(rootfs_tree(path)?),
     };
     let (mut to_init, init_end) =
         UnixStream::pair().map_err(|e| SpawnError::Ipc("init", IpcError::Send(e)))?;
@@ -197,6 +187,24 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
         .map_err(|e| SpawnError::Ipc("the daemon", e))
 }
 
+/// A detached, read-only, recursive copy of the rootfs directory's mount tree. Init attaches
+/// it inside its own mount namespace (a path lookup from there would reach the host's mounts,
+/// which cannot be bound into another namespace).
+fn rootfs_tree(path: &str) -> Result<OwnedFd, SpawnError> {
+    let err = |source| SpawnError::OpenRootfs {
+        path: path.to_string(),
+        source,
+    };
+    let fd = sys::open_tree_clone(Path::new(path), true).map_err(err)?;
+    sys::mount_setattr_fd(
+        fd.as_fd(),
+        sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        true,
+    )
+    .map_err(err)?;
+    Ok(fd)
+}
+
 /// From outside, while init waits: id maps, cgroup, idmapped mounts, then the go-ahead.
 fn prepare_init(
     plan: &Plan,
@@ -230,15 +238,14 @@ fn prepare_init(
 /// throw-away process: through it, an idmapped mount shows the caller's files as the
 /// sandbox root's and stores the sandbox root's new files as the caller's.
 fn idmap_userns(plan: &Plan) -> Result<OwnedFd, SpawnError> {
-    let (rd, wr) = nix::unistd::pipe().map_err(SpawnError::IdmapUserns)?;
     let mut stack = vec![0u8; 64 * 1024];
     let holder = Box::new(|| -> isize {
-        let mut b = [0u8; 1];
-        // Wait until the helper closes its end, then exit.
-        let _ = nix::unistd::read(&rd, &mut b);
-        0
+        // Hold the namespace open until the helper has its fd and kills us.
+        loop {
+            nix::unistd::pause();
+        }
     });
-    // SAFETY: single-threaded helper; the child only blocks in read() and returns.
+    // SAFETY: single-threaded helper; the child only sleeps until it is killed.
     let pid = unsafe {
         nix::sched::clone(
             holder,
@@ -249,21 +256,32 @@ fn idmap_userns(plan: &Plan) -> Result<OwnedFd, SpawnError> {
     }
     .map_err(SpawnError::IdmapUserns)?;
     let ids = &plan.ids;
-    let result = namespaces::write_maps(
-        pid.as_raw(),
-        &format!("{} {} 1\n", ids.caller_uid, ids.host_base),
-        &format!("{} {} 1\n", ids.caller_gid, ids.host_base),
-    )
-    .map_err(SpawnError::from)
-    .and_then(|()| {
-        open(
-            format!("/proc/{pid}/ns/user").as_str(),
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
+    // Root's mount behaves as on the host: every host id 0..count is the sandbox's same id,
+    // so sandbox root may write anywhere host root could. Anyone else's mount maps only their
+    // own uid and gid (to sandbox root): others' files stay unmapped, out of reach of the
+    // sandbox's capabilities.
+    let (uids, gids) = if ids.caller_uid == 0 {
+        (
+            format!("0 {} {}\n", ids.host_base, ids.count),
+            format!("0 {} {}\n", ids.host_base, ids.count),
         )
-        .map_err(SpawnError::IdmapUserns)
-    });
-    drop(wr);
+    } else {
+        (
+            format!("{} {} 1\n", ids.caller_uid, ids.host_base),
+            format!("{} {} 1\n", ids.caller_gid, ids.host_base),
+        )
+    };
+    let result = namespaces::write_maps(pid.as_raw(), &uids, &gids)
+        .map_err(SpawnError::from)
+        .and_then(|()| {
+            open(
+                format!("/proc/{pid}/ns/user").as_str(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(SpawnError::IdmapUserns)
+        });
+    let _ = kill(pid, Signal::SIGKILL);
     let _ = waitpid(pid, None);
     result
 }
