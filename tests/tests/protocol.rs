@@ -1,0 +1,292 @@
+//! The wire protocol under abuse, flow control and streaming. Every bad input gets a typed
+//! error or a closed connection, and the daemon keeps serving a second, well-behaved client
+//! in the same test.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use sandbox_proto::{
+    decode_response, encode, ErrorCode, Request, Response, RunSpec, Stream, PROTOCOL_VERSION,
+};
+use sandbox_tests::{require_root, scaled, TestDaemon};
+
+/// A raw protocol connection.
+struct Raw(UnixStream);
+
+impl Raw {
+    fn connect(d: &TestDaemon) -> Raw {
+        let s = UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(scaled(Duration::from_secs(10))))
+            .unwrap();
+        Raw(s)
+    }
+    fn hello(d: &TestDaemon) -> Raw {
+        let mut r = Raw::connect(d);
+        r.send(&Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "raw".into(),
+        });
+        assert!(matches!(r.recv(), Some(Response::Welcome { .. })));
+        r
+    }
+    fn send(&mut self, req: &Request) {
+        self.0.write_all(&encode(req).unwrap()).unwrap();
+    }
+    /// The next response, or None when the daemon closed the connection.
+    fn recv(&mut self) -> Option<Response> {
+        let body = sandbox_proto::codec::read_frame(&mut self.0, 16 << 20).ok()??;
+        Some(decode_response(&body).unwrap())
+    }
+    fn expect_error(&mut self, code: ErrorCode) -> String {
+        match self.recv() {
+            Some(Response::Error {
+                code: c, message, ..
+            }) if c == code => message,
+            other => panic!("expected {code} error, got {other:?}"),
+        }
+    }
+    fn expect_closed(&mut self) {
+        let mut b = [0u8; 1];
+        assert_eq!(self.0.read(&mut b).unwrap(), 0, "connection still open");
+    }
+}
+
+fn run(argv: &[&str]) -> RunSpec {
+    RunSpec {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// A second client runs a command while the first one misbehaves.
+async fn second_client_works(d: &TestDaemon) {
+    let out = d
+        .client()
+        .await
+        .run(["echo", "still serving"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"still serving\n");
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_the_daemon_keeps_serving() {
+    if !require_root("bad_input_gets_typed_errors_and_the_daemon_keeps_serving") {
+        return;
+    }
+    let d = TestDaemon::start();
+    // An idle, well-behaved client connected the whole time.
+    let bystander = d.client().await;
+
+    // Wrong protocol version: a clear error, then the connection closes.
+    let mut r = Raw::connect(&d);
+    r.send(&Request::Hello {
+        protocol: PROTOCOL_VERSION + 1,
+        client: "future".into(),
+    });
+    let msg = r.expect_error(ErrorCode::VersionMismatch);
+    assert!(
+        msg.contains(&format!("this daemon speaks {PROTOCOL_VERSION}")),
+        "{msg}"
+    );
+    r.expect_closed();
+
+    // A request before hello.
+    let mut r = Raw::connect(&d);
+    r.send(&Request::Status { id: 1 });
+    r.expect_error(ErrorCode::ProtocolViolation);
+    r.expect_closed();
+
+    // A frame over the limit: refused from its header, connection closed.
+    let mut r = Raw::hello(&d);
+    r.0.write_all(&(64u32 << 20).to_be_bytes()).unwrap();
+    r.expect_error(ErrorCode::FrameTooLarge);
+    r.expect_closed();
+
+    // Garbage bytes in a well-framed body: bad_frame, and the connection still works.
+    let mut r = Raw::hello(&d);
+    r.0.write_all(&[0, 0, 0, 5, 0xc1, 0xff, 0x00, 0x13, 0x37])
+        .unwrap();
+    r.expect_error(ErrorCode::BadFrame);
+    // An unknown request type: unknown_request, connection still works.
+    let body = sandbox_proto::pack(&std::collections::BTreeMap::from([
+        ("type", "launch"),
+        ("x", "y"),
+    ]))
+    .unwrap();
+    r.0.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    r.0.write_all(&body).unwrap();
+    r.expect_error(ErrorCode::UnknownRequest);
+    // A known type with a mistyped field: bad_frame.
+    let body = sandbox_proto::pack(&std::collections::BTreeMap::from([
+        ("type", "run"),
+        ("id", "not a number"),
+    ]))
+    .unwrap();
+    r.0.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    r.0.write_all(&body).unwrap();
+    r.expect_error(ErrorCode::BadFrame);
+    // Invalid flag values: invalid_argument naming the field.
+    let mut spec = run(&["true"]);
+    spec.limits.memory = Some(1000);
+    r.send(&Request::Run { id: 1, spec });
+    assert!(r
+        .expect_error(ErrorCode::InvalidArgument)
+        .starts_with("limits.memory"));
+    let mut spec = run(&["true"]);
+    spec.mounts = vec![sandbox_proto::Mount {
+        host: "relative".into(),
+        sandbox: "/x".into(),
+        read_only: false,
+    }];
+    r.send(&Request::Run { id: 2, spec });
+    assert!(r
+        .expect_error(ErrorCode::InvalidArgument)
+        .starts_with("mounts[0].host"));
+    r.send(&Request::Run {
+        id: 3,
+        spec: run(&[]),
+    });
+    r.expect_error(ErrorCode::InvalidArgument);
+    // Credit for a run that does not exist.
+    r.send(&Request::Credit {
+        id: 99,
+        stream: Stream::Stdout,
+        bytes: 1,
+    });
+    r.expect_error(ErrorCode::ProtocolViolation);
+    // After all that, this connection still runs commands.
+    r.send(&Request::Run {
+        id: 4,
+        spec: run(&["echo", "ok"]),
+    });
+    assert!(matches!(r.recv(), Some(Response::Started { id: 4, .. })));
+    assert!(matches!(r.recv(), Some(Response::Output { id: 4, ref data, .. }) if data == b"ok\n"));
+    assert!(matches!(r.recv(), Some(Response::Exit { id: 4, .. })));
+
+    // A truncated frame: the header promises more than arrives before the client hangs up.
+    let mut r = Raw::hello(&d);
+    r.0.write_all(&[0, 0, 0, 100, 1, 2, 3]).unwrap();
+    r.0.shutdown(std::net::Shutdown::Write).unwrap();
+    r.expect_closed();
+
+    second_client_works(&d).await;
+    assert!(
+        bystander.status().await.is_ok(),
+        "the idle client's connection was affected"
+    );
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_gets_at_most_its_window() {
+    if !require_root("a_client_that_stops_reading_gets_at_most_its_window") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let mut r = Raw::hello(&d);
+    // `yes` writes forever; this client never grants credit.
+    r.send(&Request::Run {
+        id: 1,
+        spec: run(&["yes"]),
+    });
+    assert!(matches!(r.recv(), Some(Response::Started { .. })));
+    let mut got = 0usize;
+    r.0.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while let Some(Response::Output {
+        data,
+        stream: Stream::Stdout,
+        ..
+    }) = r.recv()
+    {
+        got += data.len();
+    }
+    assert_eq!(
+        got,
+        sandbox_proto::DEFAULT_WINDOW as usize,
+        "received past the window"
+    );
+    // Granting credit lets exactly that much more through.
+    r.0.set_read_timeout(Some(scaled(Duration::from_secs(5))))
+        .unwrap();
+    r.send(&Request::Credit {
+        id: 1,
+        stream: Stream::Stdout,
+        bytes: 1000,
+    });
+    let mut more = 0;
+    r.0.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while let Some(Response::Output { data, .. }) = r.recv() {
+        more += data.len();
+    }
+    assert_eq!(more, 1000);
+    // The daemon kept serving others meanwhile; hanging up kills the stalled sandbox.
+    second_client_works(&d).await;
+    drop(r);
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn output_streams_before_the_command_ends() {
+    if !require_root("output_streams_before_the_command_ends") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let c = d.client().await;
+    let mut run = c
+        .run(["sh", "-c", "echo first; sleep 5; echo second"])
+        .start()
+        .await
+        .unwrap();
+    let start = Instant::now();
+    match run.next_event().await {
+        Some(agent_sdk::Event::Stdout(b)) => assert_eq!(b, b"first\n"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        start.elapsed() < scaled(Duration::from_secs(3)),
+        "first line arrived only after {:?}",
+        start.elapsed()
+    );
+    run.kill(9).await.unwrap();
+    let out = run.output().await.unwrap();
+    assert_eq!(out.status.signal, Some(9));
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn stdin_is_forwarded_by_sandboxctl() {
+    if !require_root("stdin_is_forwarded_by_sandboxctl") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let mut child = d
+        .sandboxctl()
+        .args(["run", "--", "sh", "-c", "wc -c; echo done >&2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // More than one stdin window, so credit has to flow back.
+    let data = vec![b'x'; 3 * sandbox_proto::DEFAULT_WINDOW as usize + 17];
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        (3 * sandbox_proto::DEFAULT_WINDOW + 17).to_string()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "done\n");
+    d.assert_no_leaks().await;
+}
