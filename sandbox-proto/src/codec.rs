@@ -208,32 +208,64 @@ mod tests {
 
     #[test]
     fn requests_roundtrip() {
-        roundtrip_req(Request::Hello { protocol: PROTOCOL_VERSION, client: "t".into() });
+        roundtrip_req(Request::Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "t".into(),
+        });
         roundtrip_req(Request::Run {
             id: 7,
             spec: RunSpec {
                 argv: vec!["sh".into(), "-c".into(), "echo hi".into()],
                 env: vec!["A=b".into()],
-                rootfs: Rootfs::Path { path: "/srv/root".into() },
-                mounts: vec![Mount { host: "/h".into(), sandbox: "/s".into(), read_only: true }],
-                limits: Limits { memory: Some(1 << 26), cpus: Some(0.5), ..Default::default() },
+                rootfs: Rootfs::Path {
+                    path: "/srv/root".into(),
+                },
+                mounts: vec![Mount {
+                    host: "/h".into(),
+                    sandbox: "/s".into(),
+                    read_only: true,
+                }],
+                limits: Limits {
+                    memory: Some(1 << 26),
+                    cpus: Some(0.5),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         });
-        roundtrip_req(Request::Stdin { id: 1, data: vec![0, 159, 146, 150] });
-        roundtrip_req(Request::Credit { id: 1, stream: Stream::Stderr, bytes: 10 });
+        roundtrip_req(Request::Stdin {
+            id: 1,
+            data: vec![0, 159, 146, 150],
+        });
+        roundtrip_req(Request::Credit {
+            id: 1,
+            stream: Stream::Stderr,
+            bytes: 10,
+        });
         roundtrip_req(Request::Kill { id: 1, signal: 9 });
     }
 
     #[test]
     fn responses_roundtrip() {
         for resp in [
-            Response::Output { id: 3, stream: Stream::Stdout, data: b"x\n".to_vec() },
+            Response::Output {
+                id: 3,
+                stream: Stream::Stdout,
+                data: b"x\n".to_vec(),
+            },
             Response::Exit {
                 id: 3,
-                status: ExitStatus { code: Some(0), duration_ms: 5, ..Default::default() },
+                status: ExitStatus {
+                    code: Some(0),
+                    duration_ms: 5,
+                    ..Default::default()
+                },
             },
-            Response::Error { id: None, code: ErrorCode::BadFrame, message: "m".into() },
+            Response::Error {
+                id: None,
+                code: ErrorCode::BadFrame,
+                message: "m".into(),
+            },
         ] {
             let frame = encode(&resp).unwrap();
             assert_eq!(decode_response(&frame[HEADER_LEN..]).unwrap(), resp);
@@ -242,8 +274,12 @@ mod tests {
 
     #[test]
     fn output_data_is_msgpack_bin() {
-        let frame = encode(&Response::Output { id: 1, stream: Stream::Stdout, data: vec![1, 2] })
-            .unwrap();
+        let frame = encode(&Response::Output {
+            id: 1,
+            stream: Stream::Stdout,
+            data: vec![1, 2],
+        })
+        .unwrap();
         // bin 8 marker (0xc4), length 2, the bytes: what a Python client reads as `bytes`.
         assert!(frame.windows(4).any(|w| w == [0xc4, 2, 1, 2]));
     }
@@ -262,8 +298,14 @@ mod tests {
 
     #[test]
     fn truncated_frames() {
-        assert!(matches!(read_frame(&mut &[0u8, 0][..], 100), Err(FrameError::Truncated)));
-        assert!(matches!(read_frame(&mut &[0u8, 0, 0, 9, 1][..], 100), Err(FrameError::Truncated)));
+        assert!(matches!(
+            read_frame(&mut &[0u8, 0][..], 100),
+            Err(FrameError::Truncated)
+        ));
+        assert!(matches!(
+            read_frame(&mut &[0u8, 0, 0, 9, 1][..], 100),
+            Err(FrameError::Truncated)
+        ));
         assert!(read_frame(&mut &[][..], 100).unwrap().is_none());
     }
 
@@ -275,12 +317,27 @@ mod tests {
             kind: &'static str,
             id: u64,
         }
-        let body = pack(&Odd { kind: "launch_missiles", id: 1 }).unwrap();
-        assert!(matches!(decode_request(&body), Err(DecodeError::UnknownType(t)) if t == "launch_missiles"));
+        let body = pack(&Odd {
+            kind: "launch_missiles",
+            id: 1,
+        })
+        .unwrap();
+        assert!(
+            matches!(decode_request(&body), Err(DecodeError::UnknownType(t)) if t == "launch_missiles")
+        );
         let body = pack(&Odd { kind: "run", id: 1 }).unwrap();
-        assert!(matches!(decode_request(&body), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_request(b"\xff\x00garbage"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_request(b""), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode_request(&body),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_request(b"\xff\x00garbage"),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            decode_request(b""),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -296,8 +353,12 @@ mod tests {
         struct MinimalSpec {
             argv: Vec<&'static str>,
         }
-        let body = pack(&MinimalRun { kind: "run", id: 2, spec: MinimalSpec { argv: vec!["true"] } })
-            .unwrap();
+        let body = pack(&MinimalRun {
+            kind: "run",
+            id: 2,
+            spec: MinimalSpec { argv: vec!["true"] },
+        })
+        .unwrap();
         match decode_request(&body).unwrap() {
             Request::Run { id: 2, spec } => {
                 assert_eq!(spec.argv, vec!["true"]);
@@ -311,7 +372,14 @@ mod tests {
     #[test]
     fn shell_codes() {
         let s = |code, signal, timed_out, oom_killed| {
-            ExitStatus { code, signal, timed_out, oom_killed, ..Default::default() }.shell_code()
+            ExitStatus {
+                code,
+                signal,
+                timed_out,
+                oom_killed,
+                ..Default::default()
+            }
+            .shell_code()
         };
         assert_eq!(s(Some(3), None, false, false), 3);
         assert_eq!(s(None, Some(15), false, false), 143);

@@ -2,6 +2,9 @@
 //! and what it can do; each property is asserted on its report. Nothing of the sandbox may be
 //! left afterwards.
 
+// Integration tests are whole files of tests; the workspace lint is meant for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 

@@ -2,6 +2,9 @@
 //! stopped, and after the daemon crashes and restarts. Many sandboxes at once get distinct uid
 //! ranges.
 
+// Integration tests are whole files of tests; the workspace lint is meant for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 

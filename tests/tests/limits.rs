@@ -2,6 +2,9 @@
 //! cgroup v2 kernel (`.ci/run` sends this binary to the VM); their time limits scale with
 //! `SANDBOX_TEST_TIME_SCALE`.
 
+// Integration tests are whole files of tests; the workspace lint is meant for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
 use std::time::{Duration, Instant};
 
 use sandbox_tests::{cgroup_dirs, require_root, scaled, TestDaemon};

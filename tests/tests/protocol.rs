@@ -2,6 +2,9 @@
 //! error or a closed connection, and the daemon keeps serving a second, well-behaved client
 //! in the same test.
 
+// Integration tests are whole files of tests; the workspace lint is meant for unit tests.
+#![allow(clippy::tests_outside_test_module)]
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};

@@ -290,8 +290,7 @@ fn host_system(root: &Path) -> Result<(), MountError> {
 fn path_rootfs(tree: &OwnedFd, root: &Path, plan: &Plan) -> Result<(), MountError> {
     let staging = root.join(".rootfs");
     mkdir(&staging, 0o700)?;
-    sys::move_mount_to(tree.as_fd(), &staging)
-        .map_err(|source| MountError::AttachRootfs(source))?;
+    sys::move_mount_to(tree.as_fd(), &staging).map_err(MountError::AttachRootfs)?;
     for entry in fs::read_dir(&staging).map_err(MountError::ReadRootfs)? {
         let entry = entry.map_err(MountError::ReadRootfs)?;
         let name = entry.file_name();
