@@ -302,7 +302,8 @@ impl TestDaemon {
     }
 
     /// Waits (bounded) until nothing of any sandbox is left: no sandbox cgroup under the
-    /// parent, no process in the daemon's uid ranges, and (if it runs) no live sandbox in the
+    /// parent, no process in the daemon's uid ranges (so no user namespace of them either), no
+    /// mount on the host under the daemon's directory, and (if it runs) no live sandbox in the
     /// daemon's status.
     pub async fn assert_no_leaks(&self) {
         let deadline = Instant::now() + scaled(Duration::from_secs(5));
@@ -314,6 +315,14 @@ impl TestDaemon {
                 .map(|e| e.path())
                 .collect();
             let procs = processes_with_uid_in(self.uid_range());
+            // Sandbox mounts live in their own mount namespaces; none may show up on the host.
+            let dir = self.dir.to_string_lossy().into_owned();
+            let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(&dir))
+                .map(str::to_string)
+                .collect();
             let live = if self.child.is_some() {
                 self.client()
                     .await
@@ -324,12 +333,12 @@ impl TestDaemon {
             } else {
                 Vec::new()
             };
-            if cgroups.is_empty() && procs.is_empty() && live.is_empty() {
+            if cgroups.is_empty() && procs.is_empty() && live.is_empty() && mounts.is_empty() {
                 return;
             }
             if Instant::now() > deadline {
                 panic!(
-                    "leaked: cgroups {cgroups:?}, processes {procs:?}, live sandboxes {live:?}\n{}",
+                    "leaked: cgroups {cgroups:?}, processes {procs:?}, live sandboxes {live:?}, mounts {mounts:?}\n{}",
                     self.log_text()
                 );
             }

@@ -99,7 +99,7 @@ pub async fn run(
         }
     };
     let argv0 = spec.argv.first().cloned().unwrap_or_default();
-    info!(uid = caller.uid, pid = caller.pid, id, sandbox = %alloc.sandbox_id, argv0, "run");
+    info!(id, sandbox = %alloc.sandbox_id, argv0, "run");
     let result = match prepare(&ctx, &caller, &spec, &alloc).await {
         Ok((plan, cgroup)) => {
             let r = supervise(&ctx, &plan, &cgroup, id, spec.stdin, &out, input).await;
@@ -111,14 +111,14 @@ pub async fn run(
     ctx.registry.release(&alloc);
     match result {
         Ok(Some(status)) => {
-            info!(uid = caller.uid, id, sandbox = %alloc.sandbox_id, code = status.shell_code(), ms = status.duration_ms, "exit");
+            info!(id, sandbox = %alloc.sandbox_id, code = status.shell_code(), ms = status.duration_ms, "exit");
             let _ = out.send(Response::Exit { id, status }).await;
         }
         Ok(None) => {
-            info!(uid = caller.uid, id, sandbox = %alloc.sandbox_id, "abandoned by its client; killed")
+            info!(id, sandbox = %alloc.sandbox_id, "abandoned by its client; killed")
         }
         Err(f) => {
-            info!(uid = caller.uid, id, sandbox = %alloc.sandbox_id, code = %f.code, error = %f.message, "run failed");
+            info!(id, sandbox = %alloc.sandbox_id, code = %f.code, error = %f.message, "run failed");
             let _ = out
                 .send(Response::Error {
                     id: Some(id),

@@ -12,7 +12,7 @@ use sandbox_proto::{
 };
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::Daemon;
 use crate::policy::Caller;
@@ -46,6 +46,17 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
             return;
         }
     };
+    // Every log line about this client's requests carries its credentials.
+    let span = info_span!(
+        "client",
+        uid = caller.uid,
+        gid = caller.gid,
+        pid = caller.pid
+    );
+    serve_as(daemon, stream, caller).instrument(span).await;
+}
+
+async fn serve_as(daemon: Arc<Daemon>, stream: UnixStream, caller: Caller) {
     let (mut rd, mut wr) = stream.into_split();
     let (out, mut out_rx) = mpsc::channel::<Response>(OUT_QUEUE);
     let writer = tokio::spawn(async move {
@@ -93,12 +104,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
             Ok(Some(b)) => b,
             Ok(None) => break,
             Err(FrameError::TooLarge { len, max }) => {
-                info!(
-                    uid = caller.uid,
-                    pid = caller.pid,
-                    len,
-                    "frame over the limit; closing"
-                );
+                info!(len, "frame over the limit; closing");
                 let _ = out
                     .send(error(
                         None,
@@ -109,19 +115,14 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
                 break;
             }
             Err(e) => {
-                debug!(uid = caller.uid, pid = caller.pid, error = %e, "connection ended");
+                debug!(error = %e, "connection ended");
                 break;
             }
         };
         let req = match sandbox_proto::decode_request(&body) {
             Ok(r) => r,
             Err(DecodeError::UnknownType(t)) => {
-                info!(
-                    uid = caller.uid,
-                    pid = caller.pid,
-                    kind = t,
-                    "unknown request type"
-                );
+                info!(kind = t, "unknown request type");
                 let _ = out
                     .send(error(
                         None,
@@ -132,7 +133,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
                 continue;
             }
             Err(e) => {
-                info!(uid = caller.uid, pid = caller.pid, error = %e, "bad frame");
+                info!(error = %e, "bad frame");
                 let _ = out
                     .send(error(None, ErrorCode::BadFrame, e.to_string()))
                     .await;
@@ -142,13 +143,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         if !hello {
             match req {
                 Request::Hello { protocol, client } if protocol == PROTOCOL_VERSION => {
-                    info!(
-                        uid = caller.uid,
-                        gid = caller.gid,
-                        pid = caller.pid,
-                        client,
-                        "hello"
-                    );
+                    info!(client, "hello");
                     hello = true;
                     let _ = out
                         .send(Response::Welcome {
@@ -160,12 +155,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
                         .await;
                 }
                 Request::Hello { protocol, .. } => {
-                    info!(
-                        uid = caller.uid,
-                        pid = caller.pid,
-                        protocol,
-                        "protocol version mismatch"
-                    );
+                    info!(protocol, "protocol version mismatch");
                     let msg = format!(
                         "client speaks protocol {protocol}, this daemon speaks {PROTOCOL_VERSION}"
                     );
@@ -213,7 +203,7 @@ async fn dispatch(
             return;
         }
         Request::Status { id } => {
-            info!(uid = caller.uid, pid = caller.pid, id, "status");
+            info!(id, "status");
             let info = DaemonStatus {
                 daemon: format!("sandboxd {}", env!("CARGO_PKG_VERSION")),
                 cgroup_version: crate::cgroups::version().as_str().to_string(),
@@ -250,14 +240,14 @@ async fn dispatch(
                 registry: daemon.registry.clone(),
                 shutdown: daemon.shutdown.clone(),
             };
-            tokio::spawn(run::run(ctx, caller, id, spec, out.clone(), rx));
+            tokio::spawn(run::run(ctx, caller, id, spec, out.clone(), rx).in_current_span());
             return;
         }
         Request::Stdin { id, data } => (id, RunInput::Stdin(data)),
         Request::CloseStdin { id } => (id, RunInput::CloseStdin),
         Request::Credit { id, stream, bytes } => (id, RunInput::Credit(stream, bytes)),
         Request::Kill { id, signal } => {
-            info!(uid = caller.uid, pid = caller.pid, id, signal, "kill");
+            info!(id, signal, "kill");
             (id, RunInput::Kill(signal))
         }
     };
