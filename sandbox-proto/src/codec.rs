@@ -69,6 +69,18 @@ pub fn unpack<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     rmp_serde::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))
 }
 
+/// Only the `id` key of a message, to address the error about a malformed request.
+#[derive(Deserialize)]
+struct IdProbe {
+    id: u64,
+}
+
+/// The `id` of a message whose body did not decode as a whole, if it has a readable one, so
+/// that the error can name the request it is about.
+pub fn peek_id(body: &[u8]) -> Option<u64> {
+    rmp_serde::from_slice::<IdProbe>(body).ok().map(|p| p.id)
+}
+
 /// Only the `type` key of a message, to tell an unknown type from a malformed message.
 #[derive(Deserialize)]
 struct TypeProbe {
@@ -338,6 +350,26 @@ mod tests {
             decode_request(b""),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn the_id_of_a_malformed_request_is_still_found() {
+        #[derive(serde::Serialize)]
+        struct BadRun {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            id: u64,
+            spec: u8,
+        }
+        let body = pack(&BadRun {
+            kind: "run",
+            id: 41,
+            spec: 1,
+        })
+        .unwrap();
+        assert!(decode_request(&body).is_err());
+        assert_eq!(peek_id(&body), Some(41));
+        assert_eq!(peek_id(b"\xc1garbage"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod codec;
 pub mod msg;
 
 pub use codec::{
-    decode_request, decode_response, encode, pack, unpack, DecodeError, EncodeError, FrameError,
+    decode_request, decode_response, encode, pack, peek_id, unpack, DecodeError, EncodeError,
+    FrameError,
 };
 pub use msg::*;

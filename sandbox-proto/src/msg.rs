@@ -169,7 +169,7 @@ pub enum ErrorCode {
     /// The message's `type` is not one this daemon knows.
     UnknownRequest,
     /// The message is valid but not allowed now (before `hello`, an id in use, an unknown id,
-    /// stdin past its window).
+    /// stdin past its window or after it was closed).
     ProtocolViolation,
     /// A field has a value outside what is allowed (a limit, a path, a name).
     InvalidArgument,
@@ -221,7 +221,8 @@ pub struct RunSpec {
     /// The command and its arguments; `argv[0]` is looked up in the sandbox's `PATH` unless it
     /// contains a `/`. Must not be empty.
     pub argv: Vec<String>,
-    /// Extra environment, `KEY=VALUE` each; overrides the defaults (`PATH`, `HOME`, `TERM`).
+    /// Extra environment, `KEY=VALUE` each; overrides the defaults (`PATH`, `HOME=/tmp`,
+    /// `LANG=C.UTF-8`).
     pub env: Vec<String>,
     /// Working directory inside the sandbox (absolute); default `/workspace`.
     pub cwd: Option<String>,

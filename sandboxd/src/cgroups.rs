@@ -32,6 +32,8 @@ const CPU_MIN_QUOTA_US: f64 = 1_000.0;
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the bounded waits poll.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// The first, short wait of a backing-off poll.
+const FIRST_POLL: Duration = Duration::from_micros(50);
 /// How long one freezer round waits for v1 FREEZING to become FROZEN before killing anyway.
 const FREEZE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Freeze, kill, thaw rounds before `kill_all` leaves the rest to `destroy`'s wait.
@@ -334,6 +336,8 @@ impl SandboxCgroup {
         }
         self.kill_all()?;
         let deadline = Instant::now() + DESTROY_TIMEOUT;
+        // Dying processes usually leave within microseconds: poll fast first, then back off.
+        let mut wait = FIRST_POLL;
         loop {
             let pids = self.pids();
             if pids.is_empty() {
@@ -343,11 +347,13 @@ impl SandboxCgroup {
                 let path = self.path.clone();
                 return Err(CgroupError::StillPopulated { path, pids });
             }
-            thread::sleep(POLL_INTERVAL);
+            thread::sleep(wait);
+            wait = (wait * 2).min(POLL_INTERVAL);
         }
         // rmdir can fail with EBUSY for a moment after the last process left (cgroups-rs
         // retries v1 directories itself, v2 not).
         let deadline = Instant::now() + 20 * POLL_INTERVAL;
+        let mut wait = FIRST_POLL;
         loop {
             match self.cg.delete() {
                 Ok(()) => return Ok(()),
@@ -356,7 +362,10 @@ impl SandboxCgroup {
                     let path = self.path.clone();
                     return Err(CgroupError::Remove { path, source });
                 }
-                Err(_) => thread::sleep(POLL_INTERVAL),
+                Err(_) => {
+                    thread::sleep(wait);
+                    wait = (wait * 2).min(POLL_INTERVAL);
+                }
             }
         }
     }

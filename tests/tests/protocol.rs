@@ -153,13 +153,56 @@ async fn bad_input_gets_typed_errors_and_the_daemon_keeps_serving() {
         spec: run(&[]),
     });
     r.expect_error(ErrorCode::InvalidArgument);
-    // Credit for a run that does not exist.
+    // A signal for a run that does not exist. (Credit for one is ignored: it can race with
+    // the run's end.)
     r.send(&Request::Credit {
         id: 99,
         stream: Stream::Stdout,
         bytes: 1,
     });
-    r.expect_error(ErrorCode::ProtocolViolation);
+    r.send(&Request::Kill { id: 99, signal: 15 });
+    assert!(r
+        .expect_error(ErrorCode::ProtocolViolation)
+        .contains("no live run with id 99"));
+    // Stdin for a run that did not ask for it ends that run with protocol_violation.
+    r.send(&Request::Run {
+        id: 5,
+        spec: run(&["sleep", "30"]),
+    });
+    assert!(matches!(r.recv(), Some(Response::Started { id: 5, .. })));
+    r.send(&Request::Stdin {
+        id: 5,
+        data: b"x".to_vec(),
+    });
+    match r.recv() {
+        Some(Response::Error {
+            id: Some(5),
+            code: ErrorCode::ProtocolViolation,
+            message,
+        }) => {
+            assert!(message.contains("stdin"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Stdin past the window, likewise.
+    let mut spec = run(&["sleep", "30"]);
+    spec.stdin = true;
+    r.send(&Request::Run { id: 6, spec });
+    assert!(matches!(r.recv(), Some(Response::Started { id: 6, .. })));
+    r.send(&Request::Stdin {
+        id: 6,
+        data: vec![0; sandbox_proto::DEFAULT_WINDOW as usize + 1],
+    });
+    match r.recv() {
+        Some(Response::Error {
+            id: Some(6),
+            code: ErrorCode::ProtocolViolation,
+            message,
+        }) => {
+            assert!(message.contains("window"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
     // After all that, this connection still runs commands.
     r.send(&Request::Run {
         id: 4,
@@ -291,5 +334,59 @@ async fn stdin_is_forwarded_by_sandboxctl() {
         (3 * sandbox_proto::DEFAULT_WINDOW + 17).to_string()
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "done\n");
+    d.assert_no_leaks().await;
+}
+
+#[tokio::test]
+async fn a_client_that_writes_without_reading_is_never_blocked() {
+    if !require_root("a_client_that_writes_without_reading_is_never_blocked") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let mut r = Raw::hello(&d);
+    r.send(&Request::Run {
+        id: 1,
+        spec: run(&["yes"]),
+    });
+    assert!(matches!(r.recv(), Some(Response::Started { .. })));
+    // Flood the daemon with credit without reading: output piles up on the daemon's side of
+    // the socket, yet the daemon must keep reading this connection (a single-threaded client
+    // that writes credit after each chunk would otherwise deadlock with it).
+    let mut w = r.0.try_clone().unwrap();
+    let frame = encode(&Request::Credit {
+        id: 1,
+        stream: Stream::Stdout,
+        bytes: 64 * 1024,
+    })
+    .unwrap();
+    let flood = std::thread::spawn(move || {
+        for _ in 0..20_000 {
+            w.write_all(&frame)?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let deadline = Instant::now() + scaled(Duration::from_secs(20));
+    while !flood.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon stopped reading a client that was not reading"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    flood.join().unwrap().unwrap();
+    // The run still answers: kill it and read up to its exit.
+    r.send(&Request::Kill { id: 1, signal: 9 });
+    loop {
+        match r.recv() {
+            Some(Response::Exit { status, .. }) => {
+                assert_eq!(status.signal, Some(9));
+                break;
+            }
+            Some(Response::Output { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    second_client_works(&d).await;
+    drop(r);
     d.assert_no_leaks().await;
 }

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{
-    kill, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+    killpg, sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
 };
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -138,8 +138,10 @@ fn supervise(command: Pid, sock: &mut UnixStream, sfd: &SignalFd) -> (Option<i32
         if sock_ready {
             match ipc::recv::<ToInit>(sock) {
                 Ok(ToInit::Kill { signal }) => {
+                    // The command leads its own process group (it called setsid): the signal
+                    // reaches its children too, as Ctrl-C would in a terminal.
                     if let Ok(sig) = Signal::try_from(signal) {
-                        let _ = kill(command, sig);
+                        let _ = killpg(command, sig);
                     }
                 }
                 Ok(ToInit::Go { .. }) => {}

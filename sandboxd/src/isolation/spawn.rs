@@ -49,6 +49,9 @@ pub enum SpawnError {
         #[source]
         source: Errno,
     },
+    /// Handing the stdio pipes to the sandbox.
+    #[error("handing the stdio pipes to the sandbox")]
+    Stdio(#[source] Errno),
     /// clone.
     #[error("cloning the sandbox init")]
     Clone(#[source] Errno),
@@ -128,6 +131,7 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
         RootPlan::Host => None,
         RootPlan::Path(path) => Some(rootfs_tree(path)?),
     };
+    give_pipes_to_sandbox(&stdio, plan.ids.host_base)?;
     let (mut to_init, init_end) =
         UnixStream::pair().map_err(|e| SpawnError::Ipc("init", IpcError::Send(e)))?;
 
@@ -185,6 +189,26 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
     let (code, signal) = relay(pid, ctl, &mut to_init);
     ipc::send(ctl, &HelperEvent::Exited { code, signal })
         .map_err(|e| SpawnError::Ipc("the daemon", e))
+}
+
+/// The daemon created the stdio pipes, so they belong to host root: the sandbox could use the
+/// fds it inherits but not reopen them (`/dev/stdin`, `/proc/self/fd/0`), which many programs
+/// do. Pipes (never a shared file such as /dev/null) are handed to the sandbox's root.
+fn give_pipes_to_sandbox(stdio: &[OwnedFd; 3], host_base: u32) -> Result<(), SpawnError> {
+    for fd in stdio {
+        let st = nix::sys::stat::fstat(fd.as_fd()).map_err(SpawnError::Stdio)?;
+        if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT)
+            == nix::sys::stat::SFlag::S_IFIFO
+        {
+            nix::unistd::fchown(
+                fd.as_fd(),
+                Some(nix::unistd::Uid::from_raw(host_base)),
+                Some(nix::unistd::Gid::from_raw(host_base)),
+            )
+            .map_err(SpawnError::Stdio)?;
+        }
+    }
+    Ok(())
 }
 
 /// A detached, read-only, recursive copy of the rootfs directory's mount tree. Init attaches

@@ -194,7 +194,7 @@ fn check_hostname(h: &str) -> Result<(), PolicyError> {
     } else {
         Err(invalid(
             "hostname",
-            format!("{h:?} is not a valid hostname (1-64 of a-z, 0-9, '-', '.')"),
+            format!("{h:?} is not a valid hostname (1-64 of A-Z, a-z, 0-9, '-', '.', not starting with '-' or '.')"),
         ))
     }
 }
@@ -390,6 +390,48 @@ pub fn check_host_dir(
                 facts.uid, caller.uid
             ),
         });
+    }
+    Ok(())
+}
+
+/// Owner and mode of one directory on a host path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirPerm {
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// Whether a non-root `caller` could itself reach a host path: it must be allowed to search
+/// every directory on the way (`chain`: `/` first, the path itself last). The daemon opens
+/// paths as root, so without this a client could use a world-readable tree under another
+/// user's private directory. Only the caller's primary group is considered.
+pub fn check_reachable(
+    field: &str,
+    path: &str,
+    chain: &[DirPerm],
+    caller: &Caller,
+) -> Result<(), PolicyError> {
+    if caller.uid == 0 {
+        return Ok(());
+    }
+    for d in chain {
+        let bits = if d.uid == caller.uid {
+            d.mode >> 6
+        } else if d.gid == caller.gid {
+            d.mode >> 3
+        } else {
+            d.mode
+        };
+        if bits & 0o1 == 0 {
+            return Err(PolicyError::Denied {
+                field: field.into(),
+                reason: format!("uid {} may not reach {path}", caller.uid),
+            });
+        }
     }
     Ok(())
 }

@@ -282,3 +282,23 @@ fn clean_paths() {
     assert_eq!(clean_abs_path("f", "/").unwrap(), "/");
     assert!(clean_abs_path("f", "/a/./b").is_err());
 }
+
+#[test]
+fn reachability_follows_unix_search_permission() {
+    let d = |mode, uid, gid| DirPerm { mode, uid, gid };
+    let open = [d(0o755, 0, 0), d(0o755, 0, 0)];
+    assert!(check_reachable("f", "/a", &open, &caller(1000)).is_ok());
+    let private_home = [d(0o755, 0, 0), d(0o700, 2000, 2000), d(0o755, 2000, 2000)];
+    assert!(matches!(
+        check_reachable("f", "/h/x", &private_home, &caller(1000)),
+        Err(PolicyError::Denied { .. })
+    ));
+    assert!(check_reachable("f", "/h/x", &private_home, &caller(0)).is_ok());
+    let own = [d(0o755, 0, 0), d(0o700, 1000, 1000)];
+    assert!(check_reachable("f", "/me", &own, &caller(1000)).is_ok());
+    // Group search permission counts for the primary group (caller(1000) has gid 1001).
+    let group = [d(0o710, 0, 1001)];
+    assert!(check_reachable("f", "/g", &group, &caller(1000)).is_ok());
+    let no_other = [d(0o770, 0, 5)];
+    assert!(check_reachable("f", "/g", &no_other, &caller(1000)).is_err());
+}

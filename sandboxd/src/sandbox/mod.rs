@@ -10,6 +10,8 @@ use sandbox_proto::SandboxSummary;
 use crate::config::Config;
 use crate::policy::Allocation;
 
+/// The connection-to-run link: shared credit counters, the stdin queue, signals.
+pub mod link;
 /// One-shot runs: create, stream, exit, destroy.
 pub mod run;
 

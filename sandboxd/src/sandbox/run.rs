@@ -5,7 +5,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,21 +19,9 @@ use crate::cgroups::SandboxCgroup;
 use crate::config::Config;
 use crate::isolation::ipc::{self, HelperCommand, HelperEvent};
 use crate::isolation::spawn::HELPER_ARG;
-use crate::policy::{self, Allocation, Caller, HostDirFacts, Plan, PolicyError, RootPlan};
+use crate::policy::{self, Allocation, Caller, DirPerm, HostDirFacts, Plan, PolicyError, RootPlan};
+use crate::sandbox::link::{LinkRx, RunLink, Signal};
 use crate::sandbox::Registry;
-
-/// What the connection forwards to a live run.
-#[derive(Debug)]
-pub enum RunInput {
-    /// Stdin bytes.
-    Stdin(Vec<u8>),
-    /// End of stdin.
-    CloseStdin,
-    /// Output credit.
-    Credit(Stream, u32),
-    /// A signal for the command.
-    Kill(i32),
-}
 
 /// What a run needs from the daemon.
 #[derive(Debug, Clone)]
@@ -79,8 +66,9 @@ pub async fn run(
     id: u64,
     spec: RunSpec,
     out: mpsc::Sender<Response>,
-    input: mpsc::Receiver<RunInput>,
+    link: LinkRx,
 ) {
+    let shared = link.link.clone();
     let alloc = match ctx.registry.allocate(caller.uid, &ctx.cfg.cgroup_parent) {
         Ok(a) => a,
         Err(e) => {
@@ -95,6 +83,7 @@ pub async fn run(
                     message: e.to_string(),
                 })
                 .await;
+            shared.finish();
             return;
         }
     };
@@ -102,7 +91,7 @@ pub async fn run(
     info!(id, sandbox = %alloc.sandbox_id, argv0, "run");
     let result = match prepare(&ctx, &caller, &spec, &alloc).await {
         Ok((plan, cgroup)) => {
-            let r = supervise(&ctx, &plan, &cgroup, id, spec.stdin, &out, input).await;
+            let r = supervise(&ctx, &plan, &cgroup, id, spec.stdin, &out, link).await;
             destroy(cgroup).await;
             r
         }
@@ -128,6 +117,7 @@ pub async fn run(
                 .await;
         }
     }
+    shared.finish();
 }
 
 /// Policy, host-path checks and the cgroup.
@@ -154,6 +144,7 @@ async fn prepare(
             },
             caller,
         )?;
+        policy::check_reachable(&field, &m.host, &dir_chain(&m.host), caller)?;
         m.dev = meta.dev();
         m.ino = meta.ino();
     }
@@ -165,6 +156,7 @@ async fn prepare(
                 format!("rootfs.path: {p} is not a directory"),
             ));
         }
+        policy::check_reachable("rootfs.path", p, &dir_chain(p), caller)?;
     }
     let (parent, name, limits) = (
         ctx.cfg.cgroup_parent.clone(),
@@ -177,6 +169,29 @@ async fn prepare(
             .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?
             .map_err(|e| Failure::new(ErrorCode::SpawnFailed, ipc::chain(&e)))?;
     Ok((plan, cgroup))
+}
+
+/// Owner and mode of `/` and of every directory down to `path` (not following a final
+/// symlink; an unreadable step is treated as unsearchable).
+fn dir_chain(path: &str) -> Vec<DirPerm> {
+    let p = std::path::Path::new(path);
+    let mut chain: Vec<DirPerm> = p
+        .ancestors()
+        .map(|a| match std::fs::symlink_metadata(a) {
+            Ok(m) => DirPerm {
+                mode: m.mode(),
+                uid: m.uid(),
+                gid: m.gid(),
+            },
+            Err(_) => DirPerm {
+                mode: 0,
+                uid: u32::MAX,
+                gid: u32::MAX,
+            },
+        })
+        .collect();
+    chain.reverse();
+    chain
 }
 
 async fn destroy(cgroup: SandboxCgroup) {
@@ -275,52 +290,53 @@ fn helper_events(mut rd: tokio::net::unix::OwnedReadHalf) -> mpsc::Receiver<Help
     rx
 }
 
-/// Writes stdin chunks into the command's pipe and grants the client credit for each.
+/// Writes the client's stdin bytes into the command's pipe, in order, and gives the client
+/// its window back as each chunk is drained. The pipe closes when the client closes stdin.
 fn stdin_writer(
     mut pipe: pipe::Sender,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     id: u64,
     out: mpsc::Sender<Response>,
-    window: Arc<AtomicU64>,
-) -> mpsc::UnboundedSender<Vec<u8>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    link: Arc<RunLink>,
+) {
     tokio::spawn(async move {
         while let Some(chunk) = rx.recv().await {
             if pipe.write_all(&chunk).await.is_err() {
+                // The command stopped reading: drop the rest.
                 break;
             }
             let bytes = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            window.fetch_add(u64::from(bytes), Ordering::AcqRel);
+            link.refill_stdin(u64::from(bytes));
             let _ = out.send(Response::StdinCredit { id, bytes }).await;
         }
     });
-    tx
 }
 
 /// One output stream's state.
 struct OutStream {
     stream: Stream,
-    credit: u64,
     eof: bool,
     buf: Vec<u8>,
 }
 
 impl OutStream {
-    fn new(stream: Stream, window: u32) -> Self {
+    fn new(stream: Stream) -> Self {
         OutStream {
             stream,
-            credit: u64::from(window),
             eof: false,
             buf: vec![0; MAX_OUTPUT_CHUNK],
         }
     }
-    fn can_read(&self, abandoned: bool) -> bool {
-        !self.eof && (abandoned || self.credit > 0)
-    }
-    fn limit(&self, abandoned: bool) -> usize {
-        if abandoned {
+    /// How much may be read now: up to a chunk within the client's credit; anything once
+    /// the client is gone (the output is drained and dropped).
+    fn limit(&self, link: &RunLink, abandoned: bool) -> usize {
+        if self.eof {
+            0
+        } else if abandoned {
             MAX_OUTPUT_CHUNK
         } else {
-            MAX_OUTPUT_CHUNK.min(usize::try_from(self.credit).unwrap_or(MAX_OUTPUT_CHUNK))
+            MAX_OUTPUT_CHUNK
+                .min(usize::try_from(link.credit(self.stream)).unwrap_or(MAX_OUTPUT_CHUNK))
         }
     }
 }
@@ -333,8 +349,13 @@ async fn supervise(
     id: u64,
     want_stdin: bool,
     out: &mpsc::Sender<Response>,
-    mut input: mpsc::Receiver<RunInput>,
+    link: LinkRx,
 ) -> Result<Option<ExitStatus>, Failure> {
+    let LinkRx {
+        link,
+        stdin: stdin_rx,
+        mut signals,
+    } = link;
     let started = Instant::now();
     let (mut pipes, sandbox_fds) = make_pipes(want_stdin)
         .map_err(|e| Failure::new(ErrorCode::Internal, format!("making pipes: {e}")))?;
@@ -370,16 +391,12 @@ async fn supervise(
         .await
         .is_err();
 
-    let window = sandbox_proto::DEFAULT_WINDOW;
-    // The client's stdin window: spent here, refilled by the writer as it drains.
-    let stdin_window = Arc::new(AtomicU64::new(u64::from(window)));
-    let mut stdin_tx = pipes
-        .stdin
-        .take()
-        .map(|p| stdin_writer(p, id, out.clone(), stdin_window.clone()));
+    if let (Some(pipe), Some(rx)) = (pipes.stdin.take(), stdin_rx) {
+        stdin_writer(pipe, rx, id, out.clone(), link.clone());
+    }
     let (mut so, mut se) = (
-        OutStream::new(Stream::Stdout, window),
-        OutStream::new(Stream::Stderr, window),
+        OutStream::new(Stream::Stdout),
+        OutStream::new(Stream::Stderr),
     );
     let deadline = plan
         .timeout_ms
@@ -398,42 +415,31 @@ async fn supervise(
     }
 
     while !(exit.is_some() || helper_gone) || !so.eof || !se.eof {
-        let (so_limit, se_limit) = (so.limit(abandoned), se.limit(abandoned));
-        let (so_ready, se_ready) = (so.can_read(abandoned), se.can_read(abandoned));
+        let (so_limit, se_limit) = (so.limit(&link, abandoned), se.limit(&link, abandoned));
         tokio::select! {
-            r = pipes.stdout.read(&mut so.buf[..so_limit]), if so_ready => {
-                forward(r, &mut so, id, out, &mut abandoned).await;
+            r = pipes.stdout.read(&mut so.buf[..so_limit]), if so_limit > 0 => {
+                forward(r, &mut so, &link, id, out, &mut abandoned).await;
             }
-            r = pipes.stderr.read(&mut se.buf[..se_limit]), if se_ready => {
-                forward(r, &mut se, id, out, &mut abandoned).await;
+            r = pipes.stderr.read(&mut se.buf[..se_limit]), if se_limit > 0 => {
+                forward(r, &mut se, &link, id, out, &mut abandoned).await;
             }
             ev = events.recv(), if exit.is_none() && !helper_gone => match ev {
                 Some(HelperEvent::Exited { code, signal }) => exit = Some((code, signal)),
                 Some(other) => warn!(sandbox = %plan.sandbox_id, ?other, "unexpected helper event"),
                 None => helper_gone = true,
             },
-            msg = input.recv(), if !abandoned => match msg {
-                Some(RunInput::Credit(Stream::Stdout, n)) => so.credit = so.credit.saturating_add(u64::from(n)),
-                Some(RunInput::Credit(Stream::Stderr, n)) => se.credit = se.credit.saturating_add(u64::from(n)),
-                Some(RunInput::Stdin(data)) => {
-                    let len = data.len() as u64;
-                    match &stdin_tx {
-                        Some(tx) if len <= stdin_window.load(Ordering::Acquire) => {
-                            stdin_window.fetch_sub(len, Ordering::AcqRel);
-                            let _ = tx.send(data);
-                        }
-                        _ if failure.is_none() => {
-                            let why = if stdin_tx.is_none() { "stdin is closed or was not requested" } else { "stdin data past the granted window" };
-                            failure = Some(Failure::new(ErrorCode::ProtocolViolation, why));
-                            kill(&mut wr, libc::SIGKILL).await;
-                            killed = true;
-                        }
-                        _ => {}
-                    }
+            // Credit arrived (the limits are recomputed), or the client broke the protocol.
+            _ = link.changed(), if !abandoned => {
+                if let (Some(why), None) = (link.violation(), &failure) {
+                    failure = Some(Failure::new(ErrorCode::ProtocolViolation, why));
+                    kill(&mut wr, libc::SIGKILL).await;
+                    killed = true;
                 }
-                Some(RunInput::CloseStdin) => stdin_tx = None,
-                Some(RunInput::Kill(signal)) => kill(&mut wr, signal).await,
+            }
+            sig = signals.recv(), if !abandoned => match sig {
+                Some(Signal(signal)) => kill(&mut wr, signal).await,
                 None => {
+                    // The connection is gone.
                     abandoned = true;
                     if !killed {
                         kill(&mut wr, libc::SIGKILL).await;
@@ -455,7 +461,6 @@ async fn supervise(
             }
         }
     }
-    drop(stdin_tx);
     let _ = child.wait().await;
     let oom_kills = {
         let path = cgroup.path().to_string();
@@ -499,6 +504,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 async fn forward(
     r: std::io::Result<usize>,
     s: &mut OutStream,
+    link: &RunLink,
     id: u64,
     out: &mpsc::Sender<Response>,
     abandoned: &mut bool,
@@ -509,7 +515,7 @@ async fn forward(
             if *abandoned {
                 return;
             }
-            s.credit = s.credit.saturating_sub(n as u64);
+            link.spend(s.stream, n as u64);
             let msg = Response::Output {
                 id,
                 stream: s.stream,

@@ -16,14 +16,13 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::Daemon;
 use crate::policy::Caller;
-use crate::sandbox::run::{self, RunContext, RunInput};
+use crate::sandbox::link::{self, LinkTx, Refused};
+use crate::sandbox::run::{self, RunContext};
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses queued for the writer (each at most one frame).
 const OUT_QUEUE: usize = 64;
-/// Inputs queued for one run.
-const INPUT_QUEUE: usize = 64;
 
 fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Response {
     Response::Error {
@@ -81,12 +80,14 @@ async fn serve_as(daemon: Arc<Daemon>, stream: UnixStream, caller: Caller) {
     });
     let max = daemon.cfg.max_frame;
     let mut hello = false;
-    let mut runs: HashMap<u64, mpsc::Sender<RunInput>> = HashMap::new();
+    // The whole handshake must finish in time, however many frames the client sends first.
+    let hello_deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
+    let mut runs: HashMap<u64, LinkTx> = HashMap::new();
     loop {
         let frame = if hello {
             read_frame_async(&mut rd, max).await
         } else {
-            match tokio::time::timeout(HELLO_TIMEOUT, read_frame_async(&mut rd, max)).await {
+            match tokio::time::timeout_at(hello_deadline, read_frame_async(&mut rd, max)).await {
                 Ok(r) => r,
                 Err(_) => {
                     let _ = out
@@ -134,8 +135,10 @@ async fn serve_as(daemon: Arc<Daemon>, stream: UnixStream, caller: Caller) {
             }
             Err(e) => {
                 info!(error = %e, "bad frame");
+                // Address the error to the request, if its id is readable.
+                let id = sandbox_proto::peek_id(&body);
                 let _ = out
-                    .send(error(None, ErrorCode::BadFrame, e.to_string()))
+                    .send(error(id, ErrorCode::BadFrame, e.to_string()))
                     .await;
                 continue;
             }
@@ -188,9 +191,10 @@ async fn dispatch(
     caller: Caller,
     req: Request,
     out: &mpsc::Sender<Response>,
-    runs: &mut HashMap<u64, mpsc::Sender<RunInput>>,
+    runs: &mut HashMap<u64, LinkTx>,
 ) {
-    runs.retain(|_, tx| !tx.is_closed());
+    // A run is forgotten once its final frame is queued, so nothing about it can follow it.
+    runs.retain(|_, tx| !tx.is_done());
     let (id, input) = match req {
         Request::Hello { .. } => {
             let _ = out
@@ -233,7 +237,7 @@ async fn dispatch(
                     .await;
                 return;
             }
-            let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+            let (tx, rx) = link::link(sandbox_proto::DEFAULT_WINDOW, spec.stdin);
             runs.insert(id, tx);
             let ctx = RunContext {
                 cfg: daemon.cfg.clone(),
@@ -243,25 +247,50 @@ async fn dispatch(
             tokio::spawn(run::run(ctx, caller, id, spec, out.clone(), rx).in_current_span());
             return;
         }
-        Request::Stdin { id, data } => (id, RunInput::Stdin(data)),
-        Request::CloseStdin { id } => (id, RunInput::CloseStdin),
-        Request::Credit { id, stream, bytes } => (id, RunInput::Credit(stream, bytes)),
+        Request::Stdin { id, data } => (id, Input::Stdin(data)),
+        Request::CloseStdin { id } => (id, Input::CloseStdin),
+        Request::Credit { id, stream, bytes } => {
+            // Credit may race with the run's end; for a run that is gone it means nothing.
+            if let Some(tx) = runs.get(&id) {
+                tx.credit(stream, bytes);
+            }
+            return;
+        }
         Request::Kill { id, signal } => {
             info!(id, signal, "kill");
-            (id, RunInput::Kill(signal))
+            (id, Input::Kill(signal))
         }
     };
-    let delivered = match runs.get(&id) {
-        Some(tx) => tx.send(input).await.is_ok(),
-        None => false,
-    };
-    if !delivered {
+    let Some(tx) = runs.get_mut(&id) else {
+        let msg = format!("no live run with id {id}");
         let _ = out
-            .send(error(
-                Some(id),
-                ErrorCode::ProtocolViolation,
-                format!("no live run with id {id}"),
-            ))
+            .send(error(Some(id), ErrorCode::ProtocolViolation, msg))
             .await;
+        return;
+    };
+    let refused = match input {
+        Input::Stdin(data) => tx.stdin(data).err(),
+        Input::CloseStdin => {
+            tx.close_stdin();
+            None
+        }
+        Input::Kill(signal) => tx.signal(signal).err(),
+    };
+    match refused {
+        // The run reports the violation itself, as its final frame.
+        None | Some(Refused::Violation(_)) => {}
+        Some(Refused::Busy) => {
+            let msg = format!("too many signals pending for run {id}");
+            let _ = out
+                .send(error(None, ErrorCode::ResourceExhausted, msg))
+                .await;
+        }
     }
+}
+
+/// What the connection passes to a run besides credit.
+enum Input {
+    Stdin(Vec<u8>),
+    CloseStdin,
+    Kill(i32),
 }

@@ -50,10 +50,29 @@ fn prepare_dirs(cfg: &Config) -> anyhow::Result<Flock<std::fs::File>> {
     let root = cfg.root_dir();
     std::fs::create_dir_all(&root)?;
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))?;
+    check_searchable(&root)?;
     if let Some(dir) = cfg.socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(lock)
+}
+
+/// Each sandbox's init, as an unprivileged host uid, mounts its root on `root`: every directory
+/// above it must be searchable by others. Better to say so at start than per sandbox.
+fn check_searchable(root: &std::path::Path) -> anyhow::Result<()> {
+    let abs = std::fs::canonicalize(root)?;
+    for dir in abs.ancestors().skip(1) {
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            anyhow::bail!(
+                "{} (mode {:o}) is not searchable by others; sandboxes could not reach {}: use another --state-dir or chmod o+x",
+                dir.display(),
+                mode & 0o7777,
+                abs.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn bind(cfg: &Config) -> anyhow::Result<UnixListener> {
