@@ -13,7 +13,7 @@ use sandbox_proto::{ErrorCode, ExitStatus, Response, RunSpec, Stream, MAX_OUTPUT
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::cgroups::SandboxCgroup;
 use crate::config::Config;
@@ -89,10 +89,14 @@ pub async fn run(
     };
     let argv0 = spec.argv.first().cloned().unwrap_or_default();
     info!(id, sandbox = %alloc.sandbox_id, argv0, "run");
+    let t0 = Instant::now();
     let result = match prepare(&ctx, &caller, &spec, &alloc).await {
         Ok((plan, cgroup)) => {
+            debug!(us = t0.elapsed().as_micros(), "cgroup ready");
             let r = supervise(&ctx, &plan, &cgroup, id, spec.stdin, &out, link).await;
+            debug!(us = t0.elapsed().as_micros(), "command ended");
             destroy(cgroup).await;
+            debug!(us = t0.elapsed().as_micros(), "cgroup destroyed");
             r
         }
         Err(f) => Err(f),
@@ -360,6 +364,7 @@ async fn supervise(
     let (mut pipes, sandbox_fds) = make_pipes(want_stdin)
         .map_err(|e| Failure::new(ErrorCode::Internal, format!("making pipes: {e}")))?;
     let (mut child, ctl) = start_helper(plan, sandbox_fds).await?;
+    debug!(us = started.elapsed().as_micros(), "helper started, plan sent");
     let _ = ctl.set_nonblocking(true);
     let ctl = tokio::net::UnixStream::from_std(ctl)
         .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?;
@@ -368,6 +373,7 @@ async fn supervise(
 
     match events.recv().await {
         Some(HelperEvent::Started { init_pid }) => {
+            debug!(us = started.elapsed().as_micros(), init_pid, "sandbox running");
             ctx.registry
                 .set_init_pid(&plan.sandbox_id, u32::try_from(init_pid).unwrap_or(0));
         }
@@ -424,7 +430,10 @@ async fn supervise(
                 forward(r, &mut se, &link, id, out, &mut abandoned).await;
             }
             ev = events.recv(), if exit.is_none() && !helper_gone => match ev {
-                Some(HelperEvent::Exited { code, signal }) => exit = Some((code, signal)),
+                Some(HelperEvent::Exited { code, signal }) => {
+                    debug!(us = started.elapsed().as_micros(), "helper reported the exit");
+                    exit = Some((code, signal));
+                }
                 Some(other) => warn!(sandbox = %plan.sandbox_id, ?other, "unexpected helper event"),
                 None => helper_gone = true,
             },
@@ -461,7 +470,9 @@ async fn supervise(
             }
         }
     }
+    debug!(us = started.elapsed().as_micros(), "output drained");
     let _ = child.wait().await;
+    debug!(us = started.elapsed().as_micros(), "helper reaped");
     let oom_kills = {
         let path = cgroup.path().to_string();
         tokio::task::spawn_blocking(move || SandboxCgroup::load(&path).oom_kills())
