@@ -28,9 +28,11 @@ STDIN_CHUNK = 64 * 1024  # well under any max_frame the daemon may announce
 class Conn:
     """Frames over the daemon's Unix socket: a 4-byte big-endian length, then a msgpack map.
 
-    Writes go through a queue to a writer thread, so the reading side never waits for a write:
-    the daemon may stop reading while its own writes to us are blocked (PROTOCOL.md, "Flow
-    control"), and a client that blocks reads behind writes can deadlock with it.
+    Several threads write (the reader's `credit`s, the stdin forwarder, the signal handler's
+    `kill`), so writes go through a queue to one writer thread: frames never interleave, and a
+    signal handler never blocks on the socket. (The daemon keeps reading a client's `credit`,
+    `stdin` and `kill` even when the client is not reading, PROTOCOL.md "Flow control", so
+    blocking writes from the reading thread would not deadlock either.)
     """
 
     def __init__(self, path):
@@ -97,7 +99,12 @@ def run(conn, argv, limits, want_stdin):
     while True:
         msg = conn.recv()
         kind = msg["type"]
-        if msg.get("id") not in (RUN_ID, None):
+        if kind == "error" and msg.get("id") is None:
+            # Not about the run: e.g. resource_exhausted "too many signals pending" for a burst
+            # of Ctrl-Cs. If the daemon also closed the connection, the next recv() says so.
+            print(f"sandbox_client: daemon: {msg['code']}: {msg['message']}", file=sys.stderr)
+            continue
+        if msg.get("id") != RUN_ID:
             continue  # not ours (cannot happen with one run, shown for multiplexing clients)
         if kind == "started":
             if want_stdin:
@@ -121,10 +128,8 @@ def run(conn, argv, limits, want_stdin):
                 cond.notify()
         elif kind == "exit":
             return msg["status"]  # after all output; closing the connection is all that's left
-        elif kind == "error" and msg["message"].startswith("no live run with id"):
-            continue  # a credit that crossed the run's end; its exit is still coming
         elif kind == "error":
-            raise DaemonError(msg)  # with our id: the run failed; without: the connection did
+            raise DaemonError(msg)  # with our id: the run's final frame (it failed)
         # Any other type (a newer daemon) is ignored.
 
 

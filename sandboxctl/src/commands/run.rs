@@ -5,6 +5,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use agent_sdk::{Client, Event, ExitStatus, Mount, Rootfs, Run, RunBuilder, RunStdin};
 use anyhow::bail;
 use clap::Args;
@@ -18,6 +20,10 @@ use crate::units::{format_millis, format_size, parse_duration, parse_size};
 
 /// Bytes of stdin read at a time.
 const STDIN_CHUNK: usize = 64 * 1024;
+/// How long the command gets to die of SIGPIPE once our stdout is closed, before SIGKILL.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+/// The signal count at which sandboxctl stops forwarding and kills the sandbox.
+const SIGNALS_BEFORE_KILL: u32 = 3;
 
 /// Flags of `sandboxctl run`.
 #[derive(Debug, Args)]
@@ -180,19 +186,27 @@ impl RunArgs {
 
 /// Writes every chunk as it comes, forwarding signals meanwhile, until the exit.
 async fn stream(run: &mut Run, signals: &mut Signals) -> anyhow::Result<ExitStatus> {
-    let mut stdout = Sink {
-        to_stdout: true,
-        broken: false,
-    };
-    let mut stderr = Sink {
-        to_stdout: false,
-        broken: false,
-    };
+    let mut stdout = Sink { to_stdout: true, broken: false };
+    let mut stderr = Sink { to_stdout: false, broken: false };
+    let mut signalled = 0;
+    // When set, the run gets SIGKILL then: it outlived the SIGPIPE sent for our closed stdout.
+    let mut kill_at: Option<Instant> = None;
     loop {
+        let deadline = async move {
+            match kill_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let event = tokio::select! {
             event = run.next_event() => event,
             sig = signals.recv() => {
-                run.kill(sig).await?;
+                forward(run, sig, &mut signalled).await?;
+                continue;
+            }
+            () = deadline => {
+                kill_at = None;
+                run.kill(Signal::SIGKILL as i32).await?;
                 continue;
             }
         };
@@ -209,14 +223,26 @@ async fn stream(run: &mut Run, signals: &mut Signals) -> anyhow::Result<ExitStat
         let written = loop {
             tokio::select! {
                 written = &mut write => break written,
-                sig = signals.recv() => run.kill(sig).await?,
+                sig = signals.recv() => forward(run, sig, &mut signalled).await?,
             }
         };
         if !written && to_stdout {
-            // Like a shell pipeline whose reader went away: end the command with SIGPIPE.
+            // Like a shell pipeline whose reader went away: end the command with SIGPIPE,
+            // and the whole sandbox if that is not enough.
             run.kill(Signal::SIGPIPE as i32).await?;
+            kill_at = Some(Instant::now() + PIPE_GRACE);
         }
     }
+}
+
+/// Passes a signal we got on to the run; the third one kills the sandbox instead.
+async fn forward(run: &Run, sig: i32, signalled: &mut u32) -> anyhow::Result<()> {
+    *signalled += 1;
+    if *signalled < SIGNALS_BEFORE_KILL {
+        return Ok(run.kill(sig).await?);
+    }
+    eprintln!("sandboxctl: got {signalled} signals; killing the sandbox");
+    Ok(run.kill(Signal::SIGKILL as i32).await?)
 }
 
 /// Our stdout or stderr. After a failed write it swallows the rest.

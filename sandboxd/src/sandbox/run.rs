@@ -364,7 +364,10 @@ async fn supervise(
     let (mut pipes, sandbox_fds) = make_pipes(want_stdin)
         .map_err(|e| Failure::new(ErrorCode::Internal, format!("making pipes: {e}")))?;
     let (mut child, ctl) = start_helper(plan, sandbox_fds).await?;
-    debug!(us = started.elapsed().as_micros(), "helper started, plan sent");
+    debug!(
+        us = started.elapsed().as_micros(),
+        "helper started, plan sent"
+    );
     let _ = ctl.set_nonblocking(true);
     let ctl = tokio::net::UnixStream::from_std(ctl)
         .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?;
@@ -373,7 +376,10 @@ async fn supervise(
 
     match events.recv().await {
         Some(HelperEvent::Started { init_pid }) => {
-            debug!(us = started.elapsed().as_micros(), init_pid, "sandbox running");
+            debug!(
+                us = started.elapsed().as_micros(),
+                init_pid, "sandbox running"
+            );
             ctx.registry
                 .set_init_pid(&plan.sandbox_id, u32::try_from(init_pid).unwrap_or(0));
         }
