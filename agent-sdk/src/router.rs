@@ -120,6 +120,8 @@ type StatusReply = oneshot::Sender<Result<DaemonStatus, Error>>;
 #[derive(Debug, Default)]
 struct Table {
     lost: Option<Loss>,
+    /// The daemon's last connection-level error: why the connection ends, if it then does.
+    last_error: Option<Loss>,
     runs: HashMap<u64, Slot>,
     statuses: HashMap<u64, StatusReply>,
 }
@@ -276,12 +278,20 @@ impl Router {
                     let _ = reply.send(Err(err));
                 }
             }
+            // A connection-level error does not end the connection by itself (the daemon
+            // closes it when it must); it is what pending runs get if the connection then ends.
+            // `resource_exhausted` without an id is a refused `kill`: the run goes on.
+            Response::Error {
+                id: None,
+                code: ErrorCode::ResourceExhausted,
+                ..
+            } => {}
             Response::Error {
                 id: None,
                 code,
                 message,
             } => {
-                return Some(Loss::Daemon { code, message });
+                t.last_error = Some(Loss::Daemon { code, message });
             }
             Response::Welcome { .. } => {
                 return Some(Loss::Protocol("the daemon sent a second welcome".into()));
@@ -322,6 +332,10 @@ impl Router {
         if t.lost.is_some() {
             return;
         }
+        let loss = match (loss, t.last_error.take()) {
+            (Loss::Closed, Some(reason)) => reason,
+            (loss, _) => loss,
+        };
         for (_, slot) in t.runs.drain() {
             if let Slot::Live { tx, shared } = slot {
                 shared.finish();

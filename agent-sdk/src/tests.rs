@@ -349,11 +349,22 @@ async fn connection_closed_mid_run() {
 }
 
 #[tokio::test]
-async fn connection_level_error_ends_pending_runs() {
+async fn connection_level_error_names_why_the_connection_ended() {
     let fake = Fake::new();
     let (client, mut conn) = connect(&fake, 1024).await;
+    let (refused_tx, refused_rx) = tokio::sync::oneshot::channel();
     let daemon = tokio::spawn(async move {
-        conn.start_run().await;
+        let id = conn.start_run().await;
+        // A refused kill (the only id-less error that leaves things as they were) ends nothing.
+        let message = "too many signals pending for run 1".to_string();
+        conn.send(Response::Error {
+            id: None,
+            code: ErrorCode::ResourceExhausted,
+            message,
+        })
+        .await;
+        conn.output(id, Stream::Stdout, b"still here").await;
+        refused_rx.await.unwrap();
         let message = "daemon is stopping".to_string();
         conn.send(Response::Error {
             id: None,
@@ -361,10 +372,11 @@ async fn connection_level_error_ends_pending_runs() {
             message,
         })
         .await;
-        conn
     });
     let mut run = client.run(["sleep", "9"]).start().await.unwrap();
-    let _conn = daemon.await.unwrap();
+    assert!(matches!(run.next_event().await, Some(Event::Stdout(d)) if d == b"still here"));
+    refused_tx.send(()).unwrap();
+    daemon.await.unwrap();
     match run.next_event().await {
         Some(Event::Error(err)) => assert_eq!(err.code(), Some(ErrorCode::ShuttingDown)),
         other => panic!("expected an error, got {other:?}"),
@@ -610,4 +622,76 @@ async fn builder_fills_the_spec() {
     assert_eq!(spec.hostname.as_deref(), Some("box"));
     assert!(spec.stdin);
     assert_eq!(b.rootfs_host().spec().rootfs, Rootfs::Host);
+}
+
+#[tokio::test]
+async fn stdin_from_another_task_while_reading_events() {
+    let fake = Fake::new();
+    let (client, mut conn) = connect(&fake, 4).await;
+    // The daemon plays `cat`: every stdin chunk comes back as output, and is credited.
+    let daemon = tokio::spawn(async move {
+        let id = conn.start_run().await;
+        loop {
+            match conn.expect().await {
+                Request::Stdin { data, .. } => {
+                    let bytes = data.len() as u32;
+                    conn.output(id, Stream::Stdout, &data).await;
+                    conn.send(Response::StdinCredit { id, bytes }).await;
+                }
+                Request::Credit {
+                    stream: Stream::Stdout,
+                    ..
+                } => {}
+                Request::CloseStdin { .. } => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        conn.exit(id, 0).await;
+        while conn.recv().await.is_some() {}
+    });
+    let mut run = client.run(["cat"]).stdin(true).start().await.unwrap();
+    let stdin = run.stdin_handle();
+    let input: Vec<u8> = (0..100u8).collect();
+    let feed = input.clone();
+    let feeder = tokio::spawn(async move {
+        stdin.write(&feed).await.unwrap();
+        stdin.close().await.unwrap();
+    });
+    let mut echoed = Vec::new();
+    loop {
+        match run.next_event().await {
+            Some(Event::Stdout(data)) => echoed.extend(data),
+            Some(Event::Exit(status)) => {
+                assert_eq!(status.code, Some(0));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(echoed, input);
+    feeder.await.unwrap();
+    drop((run, client));
+    daemon.await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_start_kills_the_run() {
+    let fake = Fake::new();
+    let (client, mut conn) = connect(&fake, 1024).await;
+    let start = client.run(["sleep", "9"]).start();
+    assert!(timeout(QUIET, start).await.is_err());
+    let Request::Run { id, .. } = conn.expect().await else {
+        panic!("expected run")
+    };
+    assert_eq!(conn.expect().await, Request::Kill { id, signal: 9 });
+    // Its late start and exit are absorbed.
+    conn.send(Response::Started {
+        id,
+        sandbox_id: "late".into(),
+    })
+    .await;
+    conn.exit(id, 137).await;
+    // The connection is still good for the next run.
+    let (run, next_id) = tokio::join!(client.run(["true"]).start(), conn.start_run());
+    assert_eq!(run.unwrap().sandbox_id(), format!("sb-{next_id}"));
 }

@@ -67,7 +67,8 @@ pub enum Request {
         /// How many bytes.
         bytes: u32,
     },
-    /// Send a signal to the run's command (SIGKILL ends the whole sandbox).
+    /// Send a signal to the run's command and its process group (SIGKILL ends the whole
+    /// sandbox).
     Kill {
         /// The run.
         id: u64,

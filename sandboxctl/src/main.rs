@@ -37,6 +37,7 @@ struct Cli {
 enum Verb {
     /// Run a command in a new sandbox and stream its output; exits with the command's status
     #[command(
+        override_usage = "sandboxctl run [OPTIONS] [--] <CMD> [ARGS]...",
         after_help = "Exit status: the command's code, 128+N for signal N, 124 after a timeout, \
                       137 after an OOM kill, 125 when sandboxctl or the daemon failed.\n\
                       Stdin is forwarded when it is not a terminal. SIGINT and SIGTERM are \

@@ -5,14 +5,13 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use agent_sdk::{Client, Event, ExitStatus, Mount, Rootfs, Run, RunBuilder, RunStdin};
 use anyhow::bail;
 use clap::Args;
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::CLIENT_NAME;
 use crate::embedded::{self, Embedded};
@@ -186,8 +185,14 @@ impl RunArgs {
 
 /// Writes every chunk as it comes, forwarding signals meanwhile, until the exit.
 async fn stream(run: &mut Run, signals: &mut Signals) -> anyhow::Result<ExitStatus> {
-    let mut stdout = Sink { to_stdout: true, broken: false };
-    let mut stderr = Sink { to_stdout: false, broken: false };
+    let mut stdout = Sink {
+        to_stdout: true,
+        broken: false,
+    };
+    let mut stderr = Sink {
+        to_stdout: false,
+        broken: false,
+    };
     let mut signalled = 0;
     // When set, the run gets SIGKILL then: it outlived the SIGPIPE sent for our closed stdout.
     let mut kill_at: Option<Instant> = None;
