@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The integration tests drive the real binaries (sandboxd, sandboxctl, the in-sandbox probe);
+# `cargo test` builds a package's binaries only for that package's own tests.
+cargo build --workspace --bins
 cargo test --workspace --all-targets
 
 vm=${CG2VM_SCRIPT:-$(pwd)/../shared/tools/run-in-cgroup2-vm.sh}
