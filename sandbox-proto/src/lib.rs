@@ -7,6 +7,8 @@
 
 /// Length-prefixed frames: the 4-byte header, the size limit, sync and async readers.
 pub mod codec;
+/// Internal messages between sandboxd and sandbox-init (pid 1 of every sandbox).
+pub mod init;
 /// Every message and the data types they carry.
 pub mod msg;
 

@@ -16,6 +16,8 @@ pub mod caps;
 /// pid 1 of the sandbox: builds it, forks the command, reaps, reports the exit. [unsafe: fork]
 #[allow(unsafe_code)]
 mod init;
+/// The embedded static sandbox-init and its sealed memfd.
+pub mod initbin;
 /// Messages and fd passing between daemon, helper and init. [unsafe: adopting received fds]
 #[allow(unsafe_code)]
 pub mod ipc;
