@@ -33,9 +33,7 @@ pub fn spawn(
     // and execs (or exits).
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            let (code, err) = match child(config, req, stdio.as_deref(), slave_path.as_ref()) {
-                Err((code, e)) => (code, e),
-            };
+            let Err((code, err)) = child(config, req, stdio.as_deref(), slave_path.as_ref());
             let _ = writeln!(std::io::stderr(), "sandbox: {err}");
             std::process::exit(code);
         }

@@ -16,6 +16,8 @@ pub mod policy;
 pub mod sandbox;
 /// The socket, connections, shutdown (tokio only; never forks).
 pub mod server;
+/// State records: atomic JSON per sandbox, reloaded on restart.
+pub mod store;
 /// Safe wrappers for syscalls nix lacks. [unsafe allowed]
 #[allow(unsafe_code)]
 pub mod sys;

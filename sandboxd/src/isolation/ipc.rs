@@ -20,13 +20,13 @@ pub const MAX_INTERNAL_FRAME: usize = 4 << 20;
 /// Helper → daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HelperEvent {
-    /// The sandbox is built and its command is running; `init_pid` is pid 1 inside, as the
+    /// The sandbox is built and sandbox-init runs as its pid 1; `init_pid` is its pid as the
     /// host sees it.
     Started {
         /// Host pid of the sandbox's init.
         init_pid: i32,
     },
-    /// The command ended (exit code or signal).
+    /// The sandbox's init ended (exit code or signal): the sandbox is gone.
     Exited {
         /// Exit code.
         code: Option<i32>,
@@ -43,14 +43,14 @@ pub enum HelperEvent {
 /// Daemon → helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HelperCommand {
-    /// Send `signal` to the command; SIGKILL ends the whole sandbox.
+    /// Kill the sandbox: SIGKILL to its init, which takes the pid namespace with it.
     Kill {
-        /// Signal number.
+        /// Always SIGKILL today; signals for execs go to sandbox-init directly.
         signal: i32,
     },
 }
 
-/// Helper → init.
+/// Helper → init (before init becomes sandbox-init).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToInit {
     /// Id maps are written and the cgroup is joined; the fds for the rootfs (if any) and the
@@ -61,29 +61,16 @@ pub enum ToInit {
         /// How many idmapped mount fds follow.
         mounts: usize,
     },
-    /// Signal the command.
-    Kill {
-        /// Signal number.
-        signal: i32,
-    },
 }
 
-/// Init → helper.
+/// Init → helper. On success init sends nothing: it execs sandbox-init, which closes the
+/// socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromInit {
-    /// The command was forked and is about to exec.
-    Running,
     /// Building the sandbox failed.
     Failed {
         /// The error chain.
         error: String,
-    },
-    /// The command ended.
-    Exited {
-        /// Exit code.
-        code: Option<i32>,
-        /// Killing signal.
-        signal: Option<i32>,
     },
 }
 

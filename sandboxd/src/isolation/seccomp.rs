@@ -100,6 +100,24 @@ pub fn compile(json: &str) -> Result<SeccompProfile, SeccompError> {
 }
 
 impl SeccompProfile {
+    /// The filters as plain instructions, in install order, for sandbox-init (which installs
+    /// them in every exec without linking seccompiler).
+    pub fn to_insns(&self) -> Vec<Vec<sandbox_proto::init::BpfInsn>> {
+        self.filters
+            .iter()
+            .map(|(_, prog)| {
+                prog.iter()
+                    .map(|i| sandbox_proto::init::BpfInsn {
+                        code: i.code,
+                        jt: i.jt,
+                        jf: i.jf,
+                        k: i.k,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Installs every filter on the calling thread (seccompiler::apply_filter).
     ///
     /// seccompiler sets `no_new_privs` itself before each filter, so this works without

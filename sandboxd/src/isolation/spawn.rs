@@ -1,10 +1,11 @@
 //! The per-sandbox helper: a single-threaded re-exec of sandboxd (`sandboxd __sandbox-helper`)
 //! started by the daemon with a control socket as fd 0.
 //!
-//! In order: receive the command's stdio fds and the plan; compile the seccomp profile; clone
+//! In order: receive the sealed sandbox-init memfd, init's control socket and the plan; clone
 //! init into new namespaces; from outside, write its id maps, move it into its cgroup and make
-//! the idmapped host mounts; hand those over; report `Started`; then relay kill requests and
-//! report the exit. If the daemon goes away (EOF), the sandbox is killed.
+//! the idmapped host mounts; hand those over; wait until init has built the sandbox and
+//! executed sandbox-init; report `Started`; then kill the sandbox on request and report its
+//! end. If the daemon goes away (EOF), the sandbox is killed.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -21,7 +22,6 @@ use nix::unistd::Pid;
 
 use super::ipc::{self, FromInit, HelperCommand, HelperEvent, IpcError, ToInit};
 use super::namespaces::{self, NamespaceError};
-use super::seccomp::{self, SeccompError};
 use crate::cgroups::{CgroupError, SandboxCgroup};
 use crate::policy::{Plan, RootPlan};
 use crate::sys;
@@ -37,9 +37,6 @@ pub enum SpawnError {
     /// Talking to the daemon or to init.
     #[error("talking to {0}")]
     Ipc(&'static str, #[source] IpcError),
-    /// Compiling the seccomp profile.
-    #[error("compiling the seccomp profile")]
-    Seccomp(#[from] SeccompError),
     /// Opening the rootfs directory.
     #[error("opening rootfs {path}")]
     OpenRootfs {
@@ -49,9 +46,6 @@ pub enum SpawnError {
         #[source]
         source: Errno,
     },
-    /// Handing the stdio pipes to the sandbox.
-    #[error("handing the stdio pipes to the sandbox")]
-    Stdio(#[source] Errno),
     /// clone.
     #[error("cloning the sandbox init")]
     Clone(#[source] Errno),
@@ -97,20 +91,17 @@ pub enum SpawnError {
 pub fn helper_main() -> i32 {
     // SAFETY: the daemon starts us with the control socket as fd 0 and nothing else owns it.
     let mut ctl = UnixStream::from(unsafe { OwnedFd::from_raw_fd(0) });
-    let setup = || -> Result<([OwnedFd; 3], Plan), SpawnError> {
-        let fds = ipc::recv_fds(&ctl, 3).map_err(|e| SpawnError::Ipc("the daemon", e))?;
-        let stdio: [OwnedFd; 3] = fds
-            .try_into()
-            .map_err(|_| SpawnError::Init("stdio".into()))?;
-        let plan = ipc::recv(
-            &mut ctl
-                .try_clone()
-                .map_err(|e| SpawnError::Ipc("the daemon", IpcError::Send(e)))?,
-        )
-        .map_err(|e| SpawnError::Ipc("the daemon", e))?;
-        Ok((stdio, plan))
+    let setup = || -> Result<(InitFds, Plan), SpawnError> {
+        let fds = ipc::recv_fds(&ctl, 2).map_err(|e| SpawnError::Ipc("the daemon", e))?;
+        let [memfd, control]: [OwnedFd; 2] =
+            fds.try_into().map_err(|_| SpawnError::Init("fds".into()))?;
+        let mut rd = ctl
+            .try_clone()
+            .map_err(|e| SpawnError::Ipc("the daemon", IpcError::Send(e)))?;
+        let plan = ipc::recv(&mut rd).map_err(|e| SpawnError::Ipc("the daemon", e))?;
+        Ok((InitFds { memfd, control }, plan))
     };
-    let result = setup().and_then(|(stdio, plan)| run(&plan, stdio, &mut ctl));
+    let result = setup().and_then(|(fds, plan)| run(&plan, fds, &mut ctl));
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -125,13 +116,20 @@ pub fn helper_main() -> i32 {
     }
 }
 
-fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), SpawnError> {
-    let profile = seccomp::default_profile()?;
+/// What init needs to become sandbox-init.
+#[derive(Debug)]
+pub struct InitFds {
+    /// The sealed memfd holding sandbox-init.
+    pub memfd: OwnedFd,
+    /// sandbox-init's control socket to the daemon.
+    pub control: OwnedFd,
+}
+
+fn run(plan: &Plan, fds: InitFds, ctl: &mut UnixStream) -> Result<(), SpawnError> {
     let rootfs = match &plan.rootfs {
         RootPlan::Host => None,
         RootPlan::Path(path) => Some(rootfs_tree(path)?),
     };
-    give_pipes_to_sandbox(&stdio, plan.ids.host_base)?;
     let (mut to_init, init_end) =
         UnixStream::pair().map_err(|e| SpawnError::Ipc("init", IpcError::Send(e)))?;
 
@@ -139,13 +137,13 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
     let mut init_end = Some(init_end);
     let child = Box::new(|| -> isize {
         match init_end.take() {
-            Some(sock) => super::init::run(plan, sock, &stdio, &profile),
+            Some(sock) => super::init::run(plan, sock, &fds),
             None => 1,
         }
     });
     // SAFETY: the helper is single-threaded, so the child (a copy of this process) may run
-    // Rust code; init never returns into the clone trampoline (it exits), and its code uses
-    // far less than STACK_SIZE of stack.
+    // Rust code; init never returns into the clone trampoline (it execs or exits), and its
+    // code uses far less than STACK_SIZE of stack.
     let pid = unsafe {
         nix::sched::clone(
             child,
@@ -156,7 +154,7 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
     }
     .map_err(SpawnError::Clone)?;
     // Our copies: init has its own now.
-    drop(stdio);
+    drop(fds);
     drop(init_end);
 
     let result = prepare_init(plan, pid, rootfs, &mut to_init);
@@ -165,20 +163,20 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
         let _ = waitpid(pid, None);
         return Err(e);
     }
+    // Init reports a failure, or execs sandbox-init, which closes its end of this socket.
     match ipc::recv::<FromInit>(&mut to_init) {
-        Ok(FromInit::Running) => {}
+        Err(IpcError::Closed) => {}
         Ok(FromInit::Failed { error }) => {
             let _ = waitpid(pid, None);
             return Err(SpawnError::Init(error));
         }
-        other => {
+        Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
-            return Err(SpawnError::Init(format!(
-                "init ended before the command started: {other:?}"
-            )));
+            return Err(SpawnError::Ipc("init", e));
         }
     }
+    drop(to_init);
     ipc::send(
         ctl,
         &HelperEvent::Started {
@@ -186,29 +184,9 @@ fn run(plan: &Plan, stdio: [OwnedFd; 3], ctl: &mut UnixStream) -> Result<(), Spa
         },
     )
     .map_err(|e| SpawnError::Ipc("the daemon", e))?;
-    let (code, signal) = relay(pid, ctl, &mut to_init);
+    let (code, signal) = relay(pid, ctl);
     ipc::send(ctl, &HelperEvent::Exited { code, signal })
         .map_err(|e| SpawnError::Ipc("the daemon", e))
-}
-
-/// The daemon created the stdio pipes, so they belong to host root: the sandbox could use the
-/// fds it inherits but not reopen them (`/dev/stdin`, `/proc/self/fd/0`), which many programs
-/// do. Pipes (never a shared file such as /dev/null) are handed to the sandbox's root.
-fn give_pipes_to_sandbox(stdio: &[OwnedFd; 3], host_base: u32) -> Result<(), SpawnError> {
-    for fd in stdio {
-        let st = nix::sys::stat::fstat(fd.as_fd()).map_err(SpawnError::Stdio)?;
-        if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT)
-            == nix::sys::stat::SFlag::S_IFIFO
-        {
-            nix::unistd::fchown(
-                fd.as_fd(),
-                Some(nix::unistd::Uid::from_raw(host_base)),
-                Some(nix::unistd::Gid::from_raw(host_base)),
-            )
-            .map_err(SpawnError::Stdio)?;
-        }
-    }
-    Ok(())
 }
 
 /// A detached, read-only, recursive copy of the rootfs directory's mount tree. Init attaches
@@ -347,51 +325,41 @@ fn idmapped_mounts(plan: &Plan) -> Result<Vec<OwnedFd>, SpawnError> {
     Ok(fds)
 }
 
-/// Until init ends: the daemon's kill requests go to init (SIGKILL straight to init, which
-/// takes the whole pid namespace with it); the daemon's disappearance kills the sandbox.
-/// Returns the command's exit code or signal.
-fn relay(init: Pid, ctl: &mut UnixStream, to_init: &mut UnixStream) -> (Option<i32>, Option<i32>) {
-    let mut reported = None;
+/// Until init ends: the daemon's SIGKILL goes to init, which takes the whole pid namespace
+/// with it; the daemon's disappearance kills the sandbox. Returns init's exit code or signal.
+fn relay(init: Pid, ctl: &mut UnixStream) -> (Option<i32>, Option<i32>) {
+    let pidfd = sys::pidfd_open(init.as_raw()).ok();
     loop {
-        let (ctl_ready, init_ready) = {
-            let mut fds = [
-                PollFd::new(ctl.as_fd(), PollFlags::POLLIN),
-                PollFd::new(to_init.as_fd(), PollFlags::POLLIN),
-            ];
+        let (ctl_ready, init_done) = {
+            let mut fds = vec![PollFd::new(ctl.as_fd(), PollFlags::POLLIN)];
+            if let Some(p) = &pidfd {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            }
             if poll(&mut fds, PollTimeout::NONE).is_err() {
                 continue;
             }
-            (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false))
+            (
+                fds[0].any().unwrap_or(false),
+                fds.get(1).and_then(|f| f.any()).unwrap_or(false),
+            )
         };
+        if init_done || pidfd.is_none() {
+            return match waitpid(init, None) {
+                Ok(WaitStatus::Exited(_, c)) => (Some(c), None),
+                Ok(WaitStatus::Signaled(_, s, _)) => (None, Some(s as i32)),
+                _ => (None, Some(libc::SIGKILL)),
+            };
+        }
         if ctl_ready {
             match ipc::recv::<HelperCommand>(ctl) {
-                Ok(HelperCommand::Kill { signal }) if signal == libc::SIGKILL => {
+                Ok(HelperCommand::Kill { .. }) => {
                     let _ = kill(init, Signal::SIGKILL);
                 }
-                Ok(HelperCommand::Kill { signal }) => {
-                    let _ = ipc::send(to_init, &ToInit::Kill { signal });
-                }
-                // The daemon is gone: nobody will read the output, end the sandbox.
+                // The daemon is gone: nobody will use this sandbox any more.
                 Err(_) => {
                     let _ = kill(init, Signal::SIGKILL);
                     let _ = waitpid(init, None);
                     std::process::exit(1);
-                }
-            }
-        }
-        if init_ready {
-            match ipc::recv::<FromInit>(to_init) {
-                Ok(FromInit::Exited { code, signal }) => reported = Some((code, signal)),
-                Ok(_) => {}
-                Err(_) => {
-                    // Init is gone (or going): its wait status tells how, unless it reported
-                    // the command's own status first.
-                    let status = waitpid(init, None);
-                    return reported.unwrap_or(match status {
-                        Ok(WaitStatus::Exited(_, c)) => (Some(c), None),
-                        Ok(WaitStatus::Signaled(_, s, _)) => (None, Some(s as i32)),
-                        _ => (None, Some(libc::SIGKILL)),
-                    });
                 }
             }
         }

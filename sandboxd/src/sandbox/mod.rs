@@ -12,6 +12,10 @@ use crate::policy::Allocation;
 
 /// The connection-to-run link: shared credit counters, the stdin queue, signals.
 pub mod link;
+/// A live sandbox: its helper, its sandbox-init, execs.
+pub mod live;
+/// Per-exec output logs with sequence numbers: replay and live follow.
+pub mod outlog;
 /// One-shot runs: create, stream, exit, destroy.
 pub mod run;
 

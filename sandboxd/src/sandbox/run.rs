@@ -1,14 +1,13 @@
 //! `Run`: create a sandbox for one command, stream its output under flow control, feed its
 //! stdin, enforce the timeout, report the exit, and destroy everything it had.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream as StdUnixStream;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use sandbox_proto::init::{ExecRequest, FromInit};
 use sandbox_proto::{ErrorCode, ExitStatus, Response, RunSpec, Stream, MAX_OUTPUT_CHUNK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
@@ -17,10 +16,10 @@ use tracing::{debug, info, warn};
 
 use crate::cgroups::SandboxCgroup;
 use crate::config::Config;
-use crate::isolation::ipc::{self, HelperCommand, HelperEvent};
-use crate::isolation::spawn::HELPER_ARG;
+use crate::isolation::ipc::{self, HelperEvent};
 use crate::policy::{self, Allocation, Caller, DirPerm, HostDirFacts, Plan, PolicyError, RootPlan};
 use crate::sandbox::link::{LinkRx, RunLink, Signal};
+use crate::sandbox::live::{Failure, InitAssets, LiveSandbox, Monitor};
 use crate::sandbox::Registry;
 
 /// What a run needs from the daemon.
@@ -32,20 +31,8 @@ pub struct RunContext {
     pub registry: Arc<Registry>,
     /// Becomes true when the daemon shuts down.
     pub shutdown: watch::Receiver<bool>,
-}
-
-struct Failure {
-    code: ErrorCode,
-    message: String,
-}
-
-impl Failure {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Failure {
-            code,
-            message: message.into(),
-        }
-    }
+    /// sandbox-init's sealed executable and configuration.
+    pub init: Arc<InitAssets>,
 }
 
 impl From<PolicyError> for Failure {
@@ -244,56 +231,6 @@ fn make_pipes(want_stdin: bool) -> std::io::Result<(Pipes, [OwnedFd; 3])> {
     Ok((pipes, [stdin_r, out_w, err_w]))
 }
 
-/// Starts the helper, hands it the plan, and returns its control socket.
-async fn start_helper(
-    plan: &Plan,
-    sandbox_fds: [OwnedFd; 3],
-) -> Result<(tokio::process::Child, StdUnixStream), Failure> {
-    let internal = |what: &str, e: &dyn std::fmt::Display| {
-        Failure::new(ErrorCode::Internal, format!("{what}: {e}"))
-    };
-    let (daemon_end, helper_end) = StdUnixStream::pair().map_err(|e| internal("socketpair", &e))?;
-    let child = tokio::process::Command::new("/proc/self/exe")
-        .arg(HELPER_ARG)
-        .stdin(Stdio::from(OwnedFd::from(helper_end)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| internal("starting the sandbox helper", &e))?;
-    let plan = plan.clone();
-    let ctl = tokio::task::spawn_blocking(move || -> Result<StdUnixStream, ipc::IpcError> {
-        let mut ctl = daemon_end;
-        let raw: Vec<_> = sandbox_fds.iter().map(|f| f.as_raw_fd()).collect();
-        ipc::send_fds(&ctl, &raw)?;
-        ipc::send(&mut ctl, &plan)?;
-        Ok(ctl)
-        // `sandbox_fds` drop here: the helper has its own copies.
-    })
-    .await
-    .map_err(|e| internal("handing the plan to the helper", &e))?
-    .map_err(|e| internal("handing the plan to the helper", &ipc::chain(&e)))?;
-    Ok((child, ctl))
-}
-
-/// Reads the helper's events into a channel (a frame read is not cancel-safe; a channel is).
-fn helper_events(mut rd: tokio::net::unix::OwnedReadHalf) -> mpsc::Receiver<HelperEvent> {
-    let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move {
-        while let Ok(Some(body)) =
-            sandbox_proto::codec::read_frame_async(&mut rd, ipc::MAX_INTERNAL_FRAME).await
-        {
-            let Ok(ev) = sandbox_proto::unpack::<HelperEvent>(&body) else {
-                break;
-            };
-            if tx.send(ev).await.is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// Writes the client's stdin bytes into the command's pipe, in order, and gives the client
 /// its window back as each chunk is drained. The pipe closes when the client closes stdin.
 fn stdin_writer(
@@ -361,40 +298,95 @@ async fn supervise(
         mut signals,
     } = link;
     let started = Instant::now();
-    let (mut pipes, sandbox_fds) = make_pipes(want_stdin)
-        .map_err(|e| Failure::new(ErrorCode::Internal, format!("making pipes: {e}")))?;
-    let (mut child, ctl) = start_helper(plan, sandbox_fds).await?;
+    let (sandbox, mut monitor) = LiveSandbox::start(plan, &ctx.init).await?;
     debug!(
         us = started.elapsed().as_micros(),
-        "helper started, plan sent"
+        init_pid = sandbox.init_pid,
+        "sandbox ready"
     );
-    let _ = ctl.set_nonblocking(true);
-    let ctl = tokio::net::UnixStream::from_std(ctl)
-        .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?;
-    let (rd, mut wr) = ctl.into_split();
-    let mut events = helper_events(rd);
-
-    match events.recv().await {
-        Some(HelperEvent::Started { init_pid }) => {
-            debug!(
-                us = started.elapsed().as_micros(),
-                init_pid, "sandbox running"
-            );
-            ctx.registry
-                .set_init_pid(&plan.sandbox_id, u32::try_from(init_pid).unwrap_or(0));
-        }
-        Some(HelperEvent::Failed { error }) => {
-            let _ = child.wait().await;
-            return Err(Failure::new(ErrorCode::SpawnFailed, error));
-        }
-        other => {
-            let _ = child.wait().await;
-            return Err(Failure::new(
-                ErrorCode::SpawnFailed,
-                format!("the sandbox helper ended unexpectedly ({other:?})"),
-            ));
-        }
+    ctx.registry.set_init_pid(
+        &plan.sandbox_id,
+        u32::try_from(sandbox.init_pid).unwrap_or(0),
+    );
+    let result = stream(
+        ctx,
+        plan,
+        &sandbox,
+        &mut monitor,
+        id,
+        want_stdin,
+        out,
+        &link,
+        stdin_rx,
+        &mut signals,
+        started,
+    )
+    .await;
+    // Whatever happened, the sandbox ends with its command.
+    sandbox.kill().await;
+    monitor.wait().await;
+    debug!(us = started.elapsed().as_micros(), "sandbox gone");
+    let (exit, timed_out, abandoned) = result?;
+    let oom_kills = {
+        let path = cgroup.path().to_string();
+        tokio::task::spawn_blocking(move || SandboxCgroup::load(&path).oom_kills())
+            .await
+            .unwrap_or(0)
+    };
+    if abandoned {
+        return Ok(None);
     }
+    let (code, signal) = exit;
+    let oom_killed = oom_kills > 0
+        && !timed_out
+        && (signal == Some(libc::SIGKILL) || code == Some(128 + libc::SIGKILL));
+    Ok(Some(ExitStatus {
+        code,
+        signal,
+        timed_out,
+        oom_killed,
+        memory_limit: plan.limits.memory,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+/// How the command ended (code, signal), whether it timed out, whether its client left.
+type Ending = ((Option<i32>, Option<i32>), bool, bool);
+
+/// Runs the command in the live sandbox and streams it until it ended and its output is
+/// drained.
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    ctx: &RunContext,
+    plan: &Plan,
+    sandbox: &LiveSandbox,
+    monitor: &mut Monitor,
+    id: u64,
+    want_stdin: bool,
+    out: &mpsc::Sender<Response>,
+    link: &Arc<RunLink>,
+    stdin_rx: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
+    signals: &mut mpsc::Receiver<Signal>,
+    started: Instant,
+) -> Result<Ending, Failure> {
+    let (mut pipes, sandbox_fds) = make_pipes(want_stdin)
+        .map_err(|e| Failure::new(ErrorCode::Internal, format!("making pipes: {e}")))?;
+    give_pipes_to_sandbox(&sandbox_fds, plan.ids.host_base)?;
+    let req = ExecRequest {
+        exec_id: 0,
+        argv: plan.argv.clone(),
+        env: plan.env.clone(),
+        cwd: plan.cwd.clone(),
+        uid: 0,
+        gid: 0,
+        tty: None,
+    };
+    let mut exec = sandbox.exec(req, sandbox_fds).await?;
+    debug!(
+        us = started.elapsed().as_micros(),
+        pid = exec.pid,
+        "command started"
+    );
     let mut abandoned = out
         .send(Response::Started {
             id,
@@ -402,7 +394,6 @@ async fn supervise(
         })
         .await
         .is_err();
-
     if let (Some(pipe), Some(rx)) = (pipes.stdin.take(), stdin_rx) {
         stdin_writer(pipe, rx, id, out.clone(), link.clone());
     }
@@ -415,99 +406,106 @@ async fn supervise(
         .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     let mut timed_out = false;
     let mut failure: Option<Failure> = None;
+    // The command's own end, from sandbox-init; or the sandbox's end (killed, init gone).
     let mut exit: Option<(Option<i32>, Option<i32>)> = None;
-    let mut helper_gone = false;
+    let mut gone = false;
     let mut shutdown = ctx.shutdown.clone();
     let mut killed = false;
 
-    async fn kill(wr: &mut tokio::net::unix::OwnedWriteHalf, signal: i32) {
-        if let Ok(frame) = sandbox_proto::encode(&HelperCommand::Kill { signal }) {
-            let _ = wr.write_all(&frame).await;
-        }
-    }
-
-    while !(exit.is_some() || helper_gone) || !so.eof || !se.eof {
-        let (so_limit, se_limit) = (so.limit(&link, abandoned), se.limit(&link, abandoned));
+    while !(exit.is_some() || gone) || !so.eof || !se.eof {
+        let (so_limit, se_limit) = (so.limit(link, abandoned), se.limit(link, abandoned));
         tokio::select! {
             r = pipes.stdout.read(&mut so.buf[..so_limit]), if so_limit > 0 => {
-                forward(r, &mut so, &link, id, out, &mut abandoned).await;
+                forward(r, &mut so, link, id, out, &mut abandoned).await;
             }
             r = pipes.stderr.read(&mut se.buf[..se_limit]), if se_limit > 0 => {
-                forward(r, &mut se, &link, id, out, &mut abandoned).await;
+                forward(r, &mut se, link, id, out, &mut abandoned).await;
             }
-            ev = events.recv(), if exit.is_none() && !helper_gone => match ev {
-                Some(HelperEvent::Exited { code, signal }) => {
-                    debug!(us = started.elapsed().as_micros(), "helper reported the exit");
+            ev = exec.events.recv(), if exit.is_none() && !gone => match ev {
+                Some(FromInit::ExecExited { code, signal, .. }) => {
+                    debug!(us = started.elapsed().as_micros(), "command exited");
                     exit = Some((code, signal));
+                    // Its background processes end with it, which closes the pipes.
+                    sandbox.kill().await;
+                    killed = true;
                 }
+                Some(other) => warn!(sandbox = %plan.sandbox_id, ?other, "unexpected init message"),
+                None => gone = true,
+            },
+            ev = monitor.events.recv(), if !gone => match ev {
+                Some(HelperEvent::Exited { .. }) | None => gone = true,
                 Some(other) => warn!(sandbox = %plan.sandbox_id, ?other, "unexpected helper event"),
-                None => helper_gone = true,
             },
             // Credit arrived (the limits are recomputed), or the client broke the protocol.
             _ = link.changed(), if !abandoned => {
                 if let (Some(why), None) = (link.violation(), &failure) {
                     failure = Some(Failure::new(ErrorCode::ProtocolViolation, why));
-                    kill(&mut wr, libc::SIGKILL).await;
+                    sandbox.kill().await;
                     killed = true;
                 }
             }
             sig = signals.recv(), if !abandoned => match sig {
-                Some(Signal(signal)) => kill(&mut wr, signal).await,
+                Some(Signal(signal)) if signal == libc::SIGKILL => {
+                    sandbox.kill().await;
+                    killed = true;
+                }
+                Some(Signal(signal)) => sandbox.signal(exec.exec_id, signal).await,
                 None => {
                     // The connection is gone.
                     abandoned = true;
-                    if !killed {
-                        kill(&mut wr, libc::SIGKILL).await;
-                        killed = true;
-                    }
+                    sandbox.kill().await;
+                    killed = true;
                 }
             },
             _ = sleep_until(deadline), if !timed_out && exit.is_none() => {
                 timed_out = true;
-                kill(&mut wr, libc::SIGKILL).await;
+                sandbox.kill().await;
                 killed = true;
             }
             _ = shutdown.changed(), if !killed => {
                 if *shutdown.borrow() && failure.is_none() {
                     failure = Some(Failure::new(ErrorCode::ShuttingDown, "the daemon is shutting down; the sandbox was killed"));
-                    kill(&mut wr, libc::SIGKILL).await;
+                    sandbox.kill().await;
                     killed = true;
                 }
             }
         }
     }
     debug!(us = started.elapsed().as_micros(), "output drained");
-    let _ = child.wait().await;
-    debug!(us = started.elapsed().as_micros(), "helper reaped");
-    let oom_kills = {
-        let path = cgroup.path().to_string();
-        tokio::task::spawn_blocking(move || SandboxCgroup::load(&path).oom_kills())
-            .await
-            .unwrap_or(0)
-    };
     if let Some(f) = failure {
         return Err(f);
     }
-    if abandoned {
-        return Ok(None);
-    }
-    let Some((code, signal)) = exit else {
-        return Err(Failure::new(
-            ErrorCode::Internal,
-            "the sandbox helper died; the sandbox was killed",
-        ));
-    };
-    let oom_killed = oom_kills > 0
-        && !timed_out
-        && (signal == Some(libc::SIGKILL) || code == Some(128 + libc::SIGKILL));
-    Ok(Some(ExitStatus {
-        code,
-        signal,
+    // Killed before the command reported its end: it died with init, by SIGKILL.
+    Ok((
+        exit.unwrap_or((None, Some(libc::SIGKILL))),
         timed_out,
-        oom_killed,
-        memory_limit: plan.limits.memory,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    }))
+        abandoned,
+    ))
+}
+
+/// The daemon created the stdio pipes, so they belong to host root: the sandbox could use the
+/// fds it inherits but not reopen them (`/dev/stdin`, `/proc/self/fd/0`), which many programs
+/// do. Pipes (never a shared file such as /dev/null) are handed to the sandbox's root.
+fn give_pipes_to_sandbox(stdio: &[OwnedFd; 3], host_base: u32) -> Result<(), Failure> {
+    for fd in stdio {
+        let err = |e: nix::Error| {
+            Failure::new(
+                ErrorCode::Internal,
+                format!("handing a pipe to the sandbox: {e}"),
+            )
+        };
+        let st = nix::sys::stat::fstat(fd.as_fd()).map_err(err)?;
+        if nix::sys::stat::SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT)
+            == nix::sys::stat::SFlag::S_IFIFO
+        {
+            let id = (
+                Some(nix::unistd::Uid::from_raw(host_base)),
+                Some(nix::unistd::Gid::from_raw(host_base)),
+            );
+            nix::unistd::fchown(fd.as_fd(), id.0, id.1).map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

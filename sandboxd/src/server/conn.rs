@@ -243,6 +243,7 @@ async fn dispatch(
                 cfg: daemon.cfg.clone(),
                 registry: daemon.registry.clone(),
                 shutdown: daemon.shutdown.clone(),
+                init: daemon.init.clone(),
             };
             tokio::spawn(run::run(ctx, caller, id, spec, out.clone(), rx).in_current_span());
             return;

@@ -13,7 +13,9 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::sandbox::live::InitAssets;
 use crate::sandbox::Registry;
+use sandbox_proto::init::InitConfig;
 
 /// One client connection.
 mod conn;
@@ -30,6 +32,23 @@ pub struct Daemon {
     pub registry: Arc<Registry>,
     /// Becomes true at shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// sandbox-init's sealed executable and the configuration every sandbox's init gets.
+    pub init: Arc<InitAssets>,
+}
+
+/// The sealed sandbox-init and its configuration, made once: the seccomp profile is compiled
+/// here rather than per sandbox.
+fn init_assets(cfg: &Config) -> anyhow::Result<InitAssets> {
+    let profile =
+        crate::isolation::seccomp::default_profile().context("compiling the seccomp profile")?;
+    let memfd = crate::isolation::initbin::sealed_memfd().context("preparing sandbox-init")?;
+    Ok(InitAssets {
+        memfd,
+        config: InitConfig {
+            seccomp: profile.to_insns(),
+            nofile: cfg.nofile,
+        },
+    })
 }
 
 fn prepare_dirs(cfg: &Config) -> anyhow::Result<Flock<std::fs::File>> {
@@ -114,6 +133,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if !swept.is_empty() {
         warn!(count = swept.len(), cgroups = ?swept, "removed cgroups left by a previous daemon");
     }
+    let init = Arc::new(init_assets(&cfg)?);
     let listener = bind(&cfg)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
     let cfg = Arc::new(cfg);
@@ -121,6 +141,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg: cfg.clone(),
         registry: Arc::new(Registry::new(&cfg)),
         shutdown,
+        init,
     });
     let connections = Arc::new(Semaphore::new(cfg.max_connections));
     info!(

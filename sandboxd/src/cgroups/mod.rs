@@ -2,9 +2,10 @@
 //!
 //! A sandbox cgroup is `<parent>/<name>` under the hierarchy roots (never relative to the
 //! daemon's own cgroup). On cgroup v1, including hybrid hosts, it exists once per hierarchy
-//! (memory, pids, cpu, cpuacct, freezer); on v2 it is one directory under /sys/fs/cgroup with
-//! memory, pids and cpu enabled along the parent chain. Sandbox cgroups are leaves: this module
-//! never creates cgroups below them. Everything here needs root.
+//! (memory, pids, cpu, cpuacct, freezer, blkio); on v2 it is one directory under /sys/fs/cgroup
+//! with memory, pids and cpu (and io, where available) enabled along the parent chain. Sandbox
+//! cgroups are leaves: this module never creates cgroups below them. Besides limits and kills,
+//! it reads usage (`stats`) and freezes and thaws sandboxes. Everything here needs root.
 
 use std::fs::{self, File};
 use std::io;
@@ -39,9 +40,14 @@ const FREEZE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Freeze, kill, thaw rounds before `kill_all` leaves the rest to `destroy`'s wait.
 const FREEZE_KILL_ROUNDS: usize = 50;
 
-/// The v1 hierarchies a sandbox cgroup lives in; all but cpuacct are required (freezer makes
-/// the kill race-free).
-const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "freezer"];
+/// How long `freeze` waits for every process to be frozen.
+const FREEZE_WAIT: Duration = Duration::from_secs(2);
+/// v1 reports "unlimited" memory as the page-rounded i64::MAX; anything this close is no limit.
+const V1_UNLIMITED: u64 = i64::MAX as u64 - (1 << 20);
+
+/// The v1 hierarchies a sandbox cgroup lives in, where mounted; memory, pids, cpu and freezer
+/// are required (freezer makes the kill race-free), cpuacct and blkio only feed `stats`.
+const V1_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "cpuacct", "freezer", "blkio"];
 /// The v2 controllers enabled for a sandbox cgroup. The v2 freezer is core (`cgroup.freeze`):
 /// cgroups-rs models it as a pseudo controller, loaded but never enabled.
 const V2_CONTROLLERS: &[&str] = &["memory", "pids", "cpu"];
@@ -83,6 +89,37 @@ pub struct CgroupLimits {
     pub pids: Option<u64>,
     /// CPU bandwidth in CPUs, e.g. 1.5 (at least 0.01).
     pub cpus: Option<f64>,
+}
+
+/// Resource usage of one sandbox's cgroup. Fields the host's cgroup does not provide are None.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupStats {
+    /// CPU time used, in microseconds (v2 cpu.stat usage_usec; v1 cpuacct.usage).
+    pub cpu_usage_us: Option<u64>,
+    /// CPU time in user mode, in microseconds (v2 cpu.stat; v1 cpuacct.stat, tick-grained).
+    pub cpu_user_us: Option<u64>,
+    /// CPU time in kernel mode, in microseconds (v2 cpu.stat; v1 cpuacct.stat, tick-grained).
+    pub cpu_system_us: Option<u64>,
+    /// Memory charged now, in bytes (v2 memory.current; v1 memory.usage_in_bytes).
+    pub memory_current: Option<u64>,
+    /// The most memory ever charged, in bytes (v2 memory.peak, linux >= 5.19; v1
+    /// memory.max_usage_in_bytes).
+    pub memory_peak: Option<u64>,
+    /// The memory limit in bytes; None is unlimited.
+    pub memory_limit: Option<u64>,
+    /// Processes and threads now (pids.current).
+    pub pids_current: Option<u64>,
+    /// The pids limit; None is unlimited.
+    pub pids_limit: Option<u64>,
+    /// Processes killed by the kernel OOM killer, as `oom_kills`.
+    pub oom_kills: u64,
+    /// Bytes read from block devices, all devices together (v2 io.stat rbytes, when the io
+    /// controller is enabled; v1 blkio.throttle.io_service_bytes, when blkio is mounted).
+    pub io_read_bytes: Option<u64>,
+    /// Bytes written to block devices, all devices together (v2 io.stat wbytes; v1 as above).
+    pub io_write_bytes: Option<u64>,
+    /// Whether every process is frozen, as `is_frozen`.
+    pub frozen: bool,
 }
 
 /// An error of one step of managing a sandbox cgroup.
@@ -168,6 +205,18 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    #[error("cgroup {path} does not exist")]
+    NotFound { path: String },
+    #[error("failed to read {}", file.display())]
+    ReadStat {
+        file: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unexpected content in {}: {text:?}", file.display())]
+    ParseStat { file: PathBuf, text: String },
+    #[error("cgroup {path} was not frozen within {timeout:?}")]
+    FreezeTimeout { path: String, timeout: Duration },
 }
 
 /// Checks that `path` is relative and has no empty, `.` or `..` component, so that it cannot
@@ -304,10 +353,104 @@ impl SandboxCgroup {
         }
     }
 
+    /// The resource usage of this cgroup, read from its files (cgroups-rs 0.3.4 lacks some and
+    /// panics on missing ones). A file the host does not provide leaves its field None.
+    pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
+        validate_path(&self.path)?;
+        if !self.exists() {
+            let path = self.path.clone();
+            return Err(CgroupError::NotFound { path });
+        }
+        let (cpu_usage_us, cpu_user_us, cpu_system_us, io) = match self.version {
+            CgroupVersion::V2 => {
+                let cpu = self.stat("", "cpu.stat", |s| {
+                    let usage = keyed(s, "usage_usec")?;
+                    Some((usage, keyed(s, "user_usec")?, keyed(s, "system_usec")?))
+                })?;
+                let io = self.stat("", "io.stat", io_v2)?;
+                (cpu.map(|c| c.0), cpu.map(|c| c.1), cpu.map(|c| c.2), io)
+            }
+            CgroupVersion::V1 => {
+                let usage_ns = self.stat("cpuacct", "cpuacct.usage", number)?;
+                let ticks = |s: &str| Some((keyed(s, "user")?, keyed(s, "system")?));
+                let ticks = self.stat("cpuacct", "cpuacct.stat", ticks)?;
+                let hz = clock_ticks_per_second();
+                let us = |ticks: u64| ticks.saturating_mul(1_000_000) / hz;
+                let io = self.stat("blkio", "blkio.throttle.io_service_bytes", io_v1)?;
+                let usage_us = usage_ns.map(|ns| ns / 1_000);
+                (usage_us, ticks.map(|t| us(t.0)), ticks.map(|t| us(t.1)), io)
+            }
+        };
+        let (current, peak, memory_limit) = match self.version {
+            CgroupVersion::V2 => ("memory.current", "memory.peak", "memory.max"),
+            CgroupVersion::V1 => (
+                "memory.usage_in_bytes",
+                "memory.max_usage_in_bytes",
+                "memory.limit_in_bytes",
+            ),
+        };
+        Ok(CgroupStats {
+            cpu_usage_us,
+            cpu_user_us,
+            cpu_system_us,
+            memory_current: self.stat("memory", current, number)?,
+            memory_peak: self.stat("memory", peak, number)?,
+            memory_limit: self.stat("memory", memory_limit, limit)?.flatten(),
+            pids_current: self.stat("pids", "pids.current", number)?,
+            pids_limit: self.stat("pids", "pids.max", limit)?.flatten(),
+            oom_kills: self.oom_kills(),
+            io_read_bytes: io.map(|io| io.0),
+            io_write_bytes: io.map(|io| io.1),
+            frozen: self.is_frozen(),
+        })
+    }
+
+    /// Freezes every process (v2 cgroup.freeze = 1, waiting until cgroup.events says frozen 1;
+    /// v1 freezer.state FROZEN, waiting until it reads FROZEN). Bounded wait (~2 s) → error;
+    /// the cgroup is thawed again then, rather than left half frozen. `kill_all` and `destroy`
+    /// work on a frozen cgroup.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        let freezer = self.freezer()?;
+        freezer.freeze().map_err(self.freezer_failed("frozen"))?;
+        let deadline = Instant::now() + FREEZE_WAIT;
+        let mut wait = FIRST_POLL;
+        loop {
+            match self.frozen()? {
+                Some(true) => return Ok(()),
+                Some(false) if Instant::now() < deadline => {}
+                Some(false) => {
+                    // Best effort: the timeout is the error worth reporting.
+                    let _ = freezer.thaw();
+                    let (path, timeout) = (self.path.clone(), FREEZE_WAIT);
+                    return Err(CgroupError::FreezeTimeout { path, timeout });
+                }
+                None => {
+                    let path = self.path.clone();
+                    return Err(CgroupError::NotFound { path });
+                }
+            }
+            thread::sleep(wait);
+            wait = (wait * 2).min(POLL_INTERVAL);
+        }
+    }
+
+    /// Thaws (v2 cgroup.freeze = 0; v1 THAWED). Thawing a cgroup that is not frozen is Ok.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        let freezer = self.freezer()?;
+        freezer.thaw().map_err(self.freezer_failed("thawed"))
+    }
+
+    /// Whether every process of this cgroup is frozen now (false while freezing, and when the
+    /// state cannot be read).
+    pub fn is_frozen(&self) -> bool {
+        validate_path(&self.path).is_ok() && self.frozen().ok().flatten().unwrap_or(false)
+    }
+
     /// SIGKILLs every process in this cgroup without racing against forks: v2 writes
     /// cgroup.kill (linux >= 5.14); older v2 kernels and v1 freeze the cgroup, kill each
     /// process, thaw, and repeat until it is empty (bounded). The processes may still be
-    /// exiting on return. A cgroup that does not exist is Ok.
+    /// exiting on return. A cgroup that does not exist is Ok. A frozen cgroup is killed too: v2
+    /// delivers SIGKILL to frozen processes, and the v1 freezer kill ends thawed.
     pub fn kill_all(&self) -> Result<(), CgroupError> {
         validate_path(&self.path)?;
         if !self.exists() {
@@ -411,31 +554,40 @@ impl SandboxCgroup {
         let missing = |enabled: &str, c: &&str| !enabled.split_whitespace().any(|e| e == *c);
         let first = enabled()?;
         for &controller in V2_CONTROLLERS.iter().filter(|c| missing(&first, c)) {
-            // From the root down to the parent: the sandbox itself gets no children.
-            let mut dir = PathBuf::from(UNIFIED_MOUNTPOINT);
-            let mut components = self.path.split('/');
-            components.next_back();
-            loop {
-                let file = dir.join("cgroup.subtree_control");
-                let write = fs::write(&file, format!("+{controller}"));
-                write.map_err(|source| CgroupError::EnableController {
-                    file,
-                    controller,
-                    source,
-                })?;
-                match components.next() {
-                    Some(component) => dir.push(component),
-                    None => break,
-                }
-            }
+            self.enable_v2(controller)?;
         }
         let now = enabled()?;
-        match V2_CONTROLLERS.iter().find(|c| missing(&now, c)) {
-            Some(&controller) => {
-                let path = self.path.clone();
-                Err(CgroupError::ControllerUnavailable { path, controller })
+        if let Some(&controller) = V2_CONTROLLERS.iter().find(|c| missing(&now, c)) {
+            let path = self.path.clone();
+            return Err(CgroupError::ControllerUnavailable { path, controller });
+        }
+        // io only feeds `stats` (io.stat): a host without it, or refusing it, still gets
+        // sandboxes.
+        let root = fs::read_to_string(Path::new(UNIFIED_MOUNTPOINT).join("cgroup.controllers"));
+        if missing(&now, &"io") && root.is_ok_and(|root| !missing(&root, &"io")) {
+            let _ = self.enable_v2("io");
+        }
+        Ok(())
+    }
+
+    /// Writes "+<controller>" into cgroup.subtree_control from the v2 root down to the parent:
+    /// the sandbox itself gets no children.
+    fn enable_v2(&self, controller: &'static str) -> Result<(), CgroupError> {
+        let mut dir = PathBuf::from(UNIFIED_MOUNTPOINT);
+        let mut components = self.path.split('/');
+        components.next_back();
+        loop {
+            let file = dir.join("cgroup.subtree_control");
+            let write = fs::write(&file, format!("+{controller}"));
+            write.map_err(|source| CgroupError::EnableController {
+                file,
+                controller,
+                source,
+            })?;
+            match components.next() {
+                Some(component) => dir.push(component),
+                None => return Ok(()),
             }
-            None => Ok(()),
         }
     }
 
@@ -493,16 +645,10 @@ impl SandboxCgroup {
 
     /// The freezer kill: while frozen nothing in the cgroup can fork, so the pids read then are
     /// all there is. A v1 SIGKILLed task dies once thawed; v2 delivers SIGKILL to frozen tasks.
+    /// Each round ends thawed, so this also kills a cgroup that `freeze` froze.
     fn kill_frozen(&self) -> Result<(), CgroupError> {
         let freezer = self.controller::<FreezerController>("freezer")?;
-        let failed = |state| {
-            let path = self.path.clone();
-            move |source| CgroupError::Freezer {
-                path,
-                state,
-                source,
-            }
-        };
+        let failed = |state| self.freezer_failed(state);
         for _ in 0..FREEZE_KILL_ROUNDS {
             if self.pids().is_empty() {
                 return Ok(());
@@ -524,6 +670,68 @@ impl SandboxCgroup {
         Ok(())
     }
 
+    fn freezer_failed(&self, state: &'static str) -> impl FnOnce(CgError) -> CgroupError {
+        let path = self.path.clone();
+        move |source| CgroupError::Freezer {
+            path,
+            state,
+            source,
+        }
+    }
+
+    /// The freezer of an existing cgroup, for `freeze` and `thaw`.
+    fn freezer(&self) -> Result<&FreezerController, CgroupError> {
+        validate_path(&self.path)?;
+        if !self.exists() {
+            let path = self.path.clone();
+            return Err(CgroupError::NotFound { path });
+        }
+        self.controller::<FreezerController>("freezer")
+    }
+
+    /// Whether every process is frozen: v2 cgroup.events "frozen 1" (cgroup.freeze is only the
+    /// request), v1 freezer.state FROZEN (not FREEZING). None if the file is missing.
+    fn frozen(&self) -> Result<Option<bool>, CgroupError> {
+        match self.version {
+            CgroupVersion::V2 => self.stat("", "cgroup.events", |s| Some(keyed(s, "frozen")? == 1)),
+            CgroupVersion::V1 => {
+                self.stat("freezer", "freezer.state", |s| Some(s.trim() == "FROZEN"))
+            }
+        }
+    }
+
+    /// Reads and parses the file `name` of this cgroup, in the v1 hierarchy `v1` or in the v2
+    /// directory. A missing file, or v1 hierarchy, is None: the host does not provide it.
+    fn stat<T>(
+        &self,
+        v1: &str,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, CgroupError> {
+        let file = match self.version {
+            CgroupVersion::V2 => self.v2_dir().join(name),
+            CgroupVersion::V1 => {
+                let mut subsystems = self.cg.subsystems().iter();
+                match subsystems.find(|s| s.controller_name() == v1) {
+                    Some(s) => s.to_controller().path().join(name),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let text = match fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(CgroupError::ReadStat { file, source }),
+        };
+        match parse(&text) {
+            Some(value) => Ok(Some(value)),
+            None => {
+                let text = text.trim().to_owned();
+                Err(CgroupError::ParseStat { file, text })
+            }
+        }
+    }
+
     fn sigkill(&self, pid: u32) -> Result<(), CgroupError> {
         // Kernel pids fit in i32 (pid_max <= 2^22).
         let Ok(raw) = i32::try_from(pid) else {
@@ -537,6 +745,65 @@ impl SandboxCgroup {
             }
         }
     }
+}
+
+/// `sysconf(_SC_CLK_TCK)`, the unit of v1 cpuacct.stat; USER_HZ is 100 where it fails.
+fn clock_ticks_per_second() -> u64 {
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK);
+    let hz = hz.ok().flatten().and_then(|hz| u64::try_from(hz).ok());
+    hz.filter(|&hz| hz > 0).unwrap_or(100)
+}
+
+/// A file holding one number ("123\n").
+fn number(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// A limit file: Some(None) when unlimited ("max" on v2, about i64::MAX on v1).
+fn limit(text: &str) -> Option<Option<u64>> {
+    match text.trim() {
+        "max" => Some(None),
+        value => value.parse().ok().map(|v| (v < V1_UNLIMITED).then_some(v)),
+    }
+}
+
+/// The value of `key` in a flat keyed file ("key value" lines).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    let mut pairs = text.lines().filter_map(|line| line.split_once(' '));
+    let (_, value) = pairs.find(|(k, _)| *k == key)?;
+    value.trim().parse().ok()
+}
+
+/// Bytes read and written, summed over the devices of v2 io.stat
+/// ("8:0 rbytes=1 wbytes=2 rios=3 ..." lines; no line when nothing was done).
+fn io_v2(text: &str) -> Option<(u64, u64)> {
+    let fields = text
+        .lines()
+        .flat_map(|line| line.split_whitespace().skip(1));
+    let mut sum = (0u64, 0u64);
+    for (key, value) in fields.filter_map(|field| field.split_once('=')) {
+        match key {
+            "rbytes" => sum.0 = sum.0.saturating_add(value.parse().ok()?),
+            "wbytes" => sum.1 = sum.1.saturating_add(value.parse().ok()?),
+            _ => {}
+        }
+    }
+    Some(sum)
+}
+
+/// Bytes read and written, summed over the devices of v1 blkio.throttle.io_service_bytes
+/// ("8:0 Read 1" lines per device and operation, then "Total 3").
+fn io_v1(text: &str) -> Option<(u64, u64)> {
+    let mut sum = (0u64, 0u64);
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields[..] {
+            [_, "Read", n] => sum.0 = sum.0.saturating_add(n.parse().ok()?),
+            [_, "Write", n] => sum.1 = sum.1.saturating_add(n.parse().ok()?),
+            _ => {}
+        }
+    }
+    Some(sum)
 }
 
 /// At daemon start: destroys every child cgroup directly under `parent` (left by a crashed
@@ -571,249 +838,4 @@ pub fn sweep(parent: &str) -> Result<Vec<String>, CgroupError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-    use std::os::unix::process::ExitStatusExt;
-    use std::process::{Child, Command, Stdio};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-    /// A unique parent cgroup `sandboxd-cgtest-<pid>-<n>[/nested]`, swept and removed on drop,
-    /// also when the test fails.
-    struct Parent(Vec<String>);
-
-    impl Parent {
-        fn new(nested: bool) -> Self {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let top = format!("sandboxd-cgtest-{}-{n}", std::process::id());
-            let nested = nested.then(|| format!("{top}/nested"));
-            Self([top].into_iter().chain(nested).collect())
-        }
-
-        fn path(&self) -> &str {
-            self.0.last().expect("one level at least")
-        }
-
-        fn create(&self, name: &str, limits: &CgroupLimits) -> SandboxCgroup {
-            SandboxCgroup::create(self.path(), name, limits).expect("create")
-        }
-    }
-
-    impl Drop for Parent {
-        fn drop(&mut self) {
-            for level in self.0.iter().rev() {
-                let _ = sweep(level);
-                let _ = SandboxCgroup::load(level).destroy();
-            }
-        }
-    }
-
-    /// Whether privileged tests can run: skipped when not root, unless SANDBOX_TESTS_MUST_RUN=1.
-    fn privileged() -> bool {
-        let root = nix::unistd::geteuid().is_root();
-        let must = std::env::var("SANDBOX_TESTS_MUST_RUN").is_ok_and(|v| v == "1");
-        assert!(root || !must, "SANDBOX_TESTS_MUST_RUN=1 but not root");
-        if !root {
-            eprintln!("skipped: cgroup tests need root");
-        }
-        root
-    }
-
-    /// Reads `file` of `cg` in the v1 hierarchy `controller`, or in its v2 directory.
-    fn read(cg: &SandboxCgroup, controller: &str, file: &str) -> Option<String> {
-        let dir = match version() {
-            CgroupVersion::V1 => Path::new("/sys/fs/cgroup").join(controller),
-            CgroupVersion::V2 => PathBuf::from("/sys/fs/cgroup"),
-        };
-        let value = fs::read_to_string(dir.join(cg.path()).join(file)).ok();
-        value.map(|s| s.trim().to_owned())
-    }
-
-    /// `sh -c script` that first waits for a line on stdin, so that it can be attached first.
-    fn gated(script: &str) -> Child {
-        let script = format!("read x; {script}");
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", &script]).stdin(Stdio::piped());
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        cmd.spawn().expect("spawn sh")
-    }
-
-    fn open_gate(child: &mut Child) {
-        let stdin = child.stdin.as_mut().expect("piped stdin");
-        stdin.write_all(b"go\n").expect("write the gate line");
-    }
-
-    fn limits(memory: Option<u64>, pids: Option<u64>, cpus: Option<f64>) -> CgroupLimits {
-        CgroupLimits { memory, pids, cpus }
-    }
-
-    /// Expected files: "<v1 hierarchy> <v1 file> <value>|<v2 file> <value>". Swap files may be
-    /// missing (swap accounting off).
-    const LIMITED: &[&str] = &[
-        "memory memory.limit_in_bytes 67108864|memory.max 67108864",
-        "memory memory.memsw.limit_in_bytes 67108864|memory.swap.max 0",
-        "pids pids.max 32|pids.max 32",
-        "cpu cpu.cfs_quota_us 150000|cpu.max 150000 100000",
-        "cpu cpu.cfs_period_us 100000|cpu.max 150000 100000",
-        "freezer freezer.state THAWED|cgroup.freeze 0",
-        "cpuacct cgroup.procs |cgroup.procs ",
-    ];
-    const UNLIMITED: &[&str] = &[
-        "memory memory.limit_in_bytes 9223372036854771712|memory.max max",
-        "pids pids.max max|pids.max max",
-        "cpu cpu.cfs_quota_us -1|cpu.max max 100000",
-    ];
-
-    #[test]
-    fn paths_and_cpus_are_checked_before_anything_is_created() {
-        let bad = [
-            ("", "a"),
-            ("/abs", "a"),
-            ("a//b", "c"),
-            ("a/..", "b"),
-            ("a", "b/c"),
-        ];
-        for (parent, name) in bad {
-            let err = SandboxCgroup::create(parent, name, &limits(None, None, None)).unwrap_err();
-            assert!(matches!(err, CgroupError::InvalidPath { .. }), "{err}");
-        }
-        for cpus in [0.0, 0.001, -1.0, f64::NAN, f64::INFINITY] {
-            let limits = limits(None, None, Some(cpus));
-            let err = SandboxCgroup::create("sandboxd-cgtest-none", "x", &limits).unwrap_err();
-            assert!(matches!(err, CgroupError::InvalidCpus { .. }), "{err}");
-        }
-        assert!(!SandboxCgroup::load("sandboxd-cgtest-none").exists());
-        assert!(!SandboxCgroup::load("../etc").exists());
-        let err = sweep("a/../b").unwrap_err().to_string();
-        assert_eq!(err, "invalid cgroup path \"a/../b\"");
-        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-        assert_eq!(version().as_str(), if v2 { "v2" } else { "v1" });
-    }
-
-    #[test]
-    fn limits_are_written_to_the_version_s_files() {
-        if !privileged() {
-            return;
-        }
-        let parent = Parent::new(true);
-        let full = limits(Some(64 << 20), Some(32), Some(1.5));
-        let cases = [(full, LIMITED), (CgroupLimits::default(), UNLIMITED)];
-        for (i, (limits, files)) in cases.iter().enumerate() {
-            let cg = parent.create(&format!("box{i}"), limits);
-            assert_eq!(cg.path(), format!("{}/box{i}", parent.path()));
-            for line in *files {
-                let (v1, v2) = line.split_once('|').unwrap();
-                let (controller, v1) = v1.split_once(' ').unwrap();
-                let (file, want) = match version() {
-                    CgroupVersion::V1 => v1.split_once(' ').unwrap(),
-                    CgroupVersion::V2 => v2.split_once(' ').unwrap(),
-                };
-                match read(&cg, controller, file) {
-                    Some(got) => assert_eq!(got, want, "{file}"),
-                    None => assert!(file.contains("sw"), "{file} is missing"),
-                }
-            }
-            let err = SandboxCgroup::create(parent.path(), &format!("box{i}"), limits);
-            let err = err.unwrap_err();
-            assert!(matches!(err, CgroupError::AlreadyExists { .. }), "{err}");
-            cg.destroy().unwrap();
-            assert!(!cg.exists());
-            cg.destroy().unwrap();
-            cg.kill_all().unwrap();
-        }
-    }
-
-    #[test]
-    fn failed_create_removes_the_cgroup() {
-        if !privileged() {
-            return;
-        }
-        let parent = Parent::new(false);
-        // Above PIDS_MAX (2^22 + 1): the kernel refuses it after the directories exist.
-        let limits = limits(None, Some(10_000_000), None);
-        let err = SandboxCgroup::create(parent.path(), "box", &limits).unwrap_err();
-        assert!(
-            matches!(err, CgroupError::SetLimit { limit: "pids", .. }),
-            "{err}"
-        );
-        assert!(!SandboxCgroup::load(&format!("{}/box", parent.path())).exists());
-    }
-
-    #[test]
-    fn attached_process_is_listed_and_killed() {
-        if !privileged() {
-            return;
-        }
-        let parent = Parent::new(false);
-        let cg = parent.create("box", &CgroupLimits::default());
-        let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
-        cg.attach(child.id()).unwrap();
-        assert_eq!(cg.pids(), vec![child.id()]);
-        // Loaded by path, as the per-sandbox helper does.
-        SandboxCgroup::load(cg.path()).kill_all().unwrap();
-        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
-        cg.destroy().unwrap();
-        assert!(!cg.exists());
-    }
-
-    #[test]
-    fn freezer_kill_gets_forked_children_too() {
-        if !privileged() {
-            return;
-        }
-        let parent = Parent::new(false);
-        let cg = parent.create("box", &CgroupLimits::default());
-        let mut child = gated("sleep 1000 & sleep 1000 & wait");
-        cg.attach(child.id()).unwrap();
-        open_gate(&mut child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while cg.pids().len() < 3 && Instant::now() < deadline {
-            thread::sleep(POLL_INTERVAL);
-        }
-        assert_eq!(cg.pids().len(), 3, "{:?}", cg.pids());
-        // The fallback of v2 kernels without cgroup.kill, and the only way on v1.
-        cg.kill_frozen().unwrap();
-        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
-        cg.destroy().unwrap();
-        assert!(!cg.exists());
-    }
-
-    #[test]
-    fn sweep_destroys_leftovers_with_live_processes() {
-        if !privileged() {
-            return;
-        }
-        let parent = Parent::new(false);
-        let missing = format!("{}/missing", parent.path());
-        assert_eq!(sweep(&missing).unwrap(), Vec::<String>::new());
-        let busy = parent.create("busy", &CgroupLimits::default());
-        let idle = parent.create("idle", &CgroupLimits::default());
-        let mut child = Command::new("sleep").arg("1000").spawn().unwrap();
-        busy.attach(child.id()).unwrap();
-        assert_eq!(sweep(parent.path()).unwrap(), vec!["busy", "idle"]);
-        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
-        assert!(!busy.exists() && !idle.exists());
-        assert_eq!(sweep(parent.path()).unwrap(), Vec::<String>::new());
-    }
-
-    #[test]
-    fn oom_kill_is_counted() {
-        if !privileged() {
-            return;
-        }
-        let parent = Parent::new(false);
-        let cg = parent.create("box", &limits(Some(32 << 20), None, None));
-        assert_eq!(cg.oom_kills(), 0);
-        // tail keeps all of its newline-free input: 200 MiB against 32 MiB, swap off.
-        let mut child = gated("head -c 209715200 /dev/zero | tail");
-        cg.attach(child.id()).unwrap();
-        open_gate(&mut child);
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "{status:?}");
-        assert!(cg.oom_kills() >= 1, "oom_kills = {}", cg.oom_kills());
-        cg.destroy().unwrap();
-    }
-}
+mod tests;

@@ -1,0 +1,311 @@
+//! A live sandbox as the daemon holds it: its helper process (which reports the sandbox's
+//! end and kills it on request) and the control socket of its sandbox-init (which starts
+//! execs). Starting one: spawn the helper, hand it the plan, the sealed sandbox-init memfd and
+//! init's end of the control socket; wait until the sandbox is built; configure init.
+
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use sandbox_proto::init::{ExecRequest, FromInit, InitConfig, ToInit};
+use sandbox_proto::ErrorCode;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::isolation::ipc::{self, HelperCommand, HelperEvent};
+use crate::isolation::spawn::HELPER_ARG;
+use crate::policy::Plan;
+
+/// What every sandbox's init gets: the sealed executable and its configuration.
+#[derive(Debug)]
+pub struct InitAssets {
+    /// The sealed memfd holding sandbox-init.
+    pub memfd: OwnedFd,
+    /// Seccomp filters and rlimits for every exec.
+    pub config: InitConfig,
+}
+
+/// Starting or using a sandbox failed.
+#[derive(Debug)]
+pub struct Failure {
+    /// The wire code.
+    pub code: ErrorCode,
+    /// What happened.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with `code`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+        Failure::new(ErrorCode::Internal, format!("{what}: {e}"))
+    }
+}
+
+type Routes = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<FromInit>>>>;
+
+/// A running sandbox: what is needed to use it (shareable).
+#[derive(Debug)]
+pub struct LiveSandbox {
+    helper_tx: tokio::sync::Mutex<OwnedWriteHalf>,
+    init_tx: tokio::sync::Mutex<OwnedWriteHalf>,
+    routes: Routes,
+    next_exec: AtomicU64,
+    /// Host pid of sandbox-init.
+    pub init_pid: i32,
+}
+
+/// Watches a sandbox's end: its helper process and the helper's events.
+#[derive(Debug)]
+pub struct Monitor {
+    helper: tokio::process::Child,
+    /// The helper's events after `Started`: `Exited` when the sandbox is gone (or the
+    /// channel's end if the helper died).
+    pub events: mpsc::Receiver<HelperEvent>,
+}
+
+impl Monitor {
+    /// Waits until the sandbox is gone (after `LiveSandbox::kill`, or when init ended) and the
+    /// helper was reaped.
+    pub async fn wait(mut self) {
+        while let Some(ev) = self.events.recv().await {
+            if matches!(ev, HelperEvent::Exited { .. }) {
+                break;
+            }
+        }
+        let _ = self.helper.wait().await;
+    }
+}
+
+/// One exec's events from init: `ExecExited`, or the channel's end if the sandbox died.
+#[derive(Debug)]
+pub struct ExecHandle {
+    /// The exec's id within the sandbox.
+    pub exec_id: u64,
+    /// Its pid inside the sandbox.
+    pub pid: i32,
+    /// Later events for this exec.
+    pub events: mpsc::UnboundedReceiver<FromInit>,
+}
+
+impl LiveSandbox {
+    /// Spawns the helper and waits until sandbox-init is configured and ready.
+    pub async fn start(
+        plan: &Plan,
+        assets: &InitAssets,
+    ) -> Result<(LiveSandbox, Monitor), Failure> {
+        let (daemon_end, helper_end) =
+            StdUnixStream::pair().map_err(|e| Failure::internal("socketpair", e))?;
+        let (init_daemon_end, init_end) =
+            StdUnixStream::pair().map_err(|e| Failure::internal("socketpair", e))?;
+        let mut helper = tokio::process::Command::new("/proc/self/exe")
+            .arg(HELPER_ARG)
+            .stdin(Stdio::from(OwnedFd::from(helper_end)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Failure::internal("starting the sandbox helper", e))?;
+        let memfd = assets
+            .memfd
+            .try_clone()
+            .map_err(|e| Failure::internal("dup of the init memfd", e))?;
+        let plan_copy = plan.clone();
+        let ctl = tokio::task::spawn_blocking(move || -> Result<StdUnixStream, ipc::IpcError> {
+            let mut ctl = daemon_end;
+            ipc::send_fds(&ctl, &[memfd.as_raw_fd(), init_end.as_raw_fd()])?;
+            ipc::send(&mut ctl, &plan_copy)?;
+            Ok(ctl)
+            // Our copies of memfd and init_end close here: the helper has its own.
+        })
+        .await
+        .map_err(|e| Failure::internal("handing the plan to the helper", e))?
+        .map_err(|e| Failure::internal("handing the plan to the helper", ipc::chain(&e)))?;
+        let (rd, wr) = to_tokio(ctl)?.into_split();
+        let mut events = helper_events(rd);
+        let init_pid = match events.recv().await {
+            Some(HelperEvent::Started { init_pid }) => init_pid,
+            Some(HelperEvent::Failed { error }) => {
+                let _ = helper.wait().await;
+                return Err(Failure::new(ErrorCode::SpawnFailed, error));
+            }
+            other => {
+                let _ = helper.wait().await;
+                return Err(Failure::new(
+                    ErrorCode::SpawnFailed,
+                    format!("the sandbox helper ended unexpectedly ({other:?})"),
+                ));
+            }
+        };
+        let (init_rd, mut init_wr) = to_tokio(init_daemon_end)?.into_split();
+        send_frame(&mut init_wr, &assets.config).await?;
+        let routes: Routes = Arc::default();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(init_reader(init_rd, routes.clone(), ready_tx));
+        let sandbox = LiveSandbox {
+            helper_tx: tokio::sync::Mutex::new(wr),
+            init_tx: tokio::sync::Mutex::new(init_wr),
+            routes,
+            next_exec: AtomicU64::new(1),
+            init_pid,
+        };
+        let monitor = Monitor { helper, events };
+        if ready_rx.await.is_err() {
+            sandbox.kill().await;
+            monitor.wait().await;
+            return Err(Failure::new(
+                ErrorCode::SpawnFailed,
+                "sandbox-init did not start (see the daemon's log)",
+            ));
+        }
+        Ok((sandbox, monitor))
+    }
+
+    /// Starts `argv` etc. (from `req`, whose `exec_id` is replaced) with `stdio` as its
+    /// stdin, stdout and stderr.
+    pub async fn exec(
+        &self,
+        mut req: ExecRequest,
+        stdio: [OwnedFd; 3],
+    ) -> Result<ExecHandle, Failure> {
+        let exec_id = self.next_exec.fetch_add(1, Ordering::Relaxed);
+        req.exec_id = exec_id;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(exec_id, tx);
+        {
+            let mut w = self.init_tx.lock().await;
+            send_frame(&mut w, &ToInit::Exec(req)).await?;
+            let raw: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
+            send_fds(&w, &raw).await?;
+        }
+        drop(stdio);
+        match rx.recv().await {
+            Some(FromInit::ExecStarted { pid, .. }) => Ok(ExecHandle {
+                exec_id,
+                pid,
+                events: rx,
+            }),
+            Some(FromInit::ExecFailed { error, .. }) => {
+                Err(Failure::new(ErrorCode::SpawnFailed, error))
+            }
+            _ => Err(Failure::new(
+                ErrorCode::SpawnFailed,
+                "the sandbox ended before the command started",
+            )),
+        }
+    }
+
+    /// Signals an exec's process group.
+    pub async fn signal(&self, exec_id: u64, signal: i32) {
+        let mut w = self.init_tx.lock().await;
+        let _ = send_frame(&mut w, &ToInit::Signal { exec_id, signal }).await;
+    }
+
+    /// Kills the whole sandbox (its init, and with it the pid namespace).
+    pub async fn kill(&self) {
+        if let Ok(frame) = sandbox_proto::encode(&HelperCommand::Kill {
+            signal: libc::SIGKILL,
+        }) {
+            let _ = self.helper_tx.lock().await.write_all(&frame).await;
+        }
+    }
+}
+
+fn to_tokio(s: StdUnixStream) -> Result<tokio::net::UnixStream, Failure> {
+    s.set_nonblocking(true)
+        .map_err(|e| Failure::internal("socket", e))?;
+    tokio::net::UnixStream::from_std(s).map_err(|e| Failure::internal("socket", e))
+}
+
+async fn send_frame<T: serde::Serialize>(w: &mut OwnedWriteHalf, msg: &T) -> Result<(), Failure> {
+    let frame = sandbox_proto::encode(msg).map_err(|e| Failure::internal("encoding", e))?;
+    w.write_all(&frame).await.map_err(|e| {
+        Failure::new(
+            ErrorCode::SpawnFailed,
+            format!("talking to sandbox-init: {e}"),
+        )
+    })
+}
+
+async fn send_fds(w: &OwnedWriteHalf, fds: &[RawFd]) -> Result<(), Failure> {
+    let sock: &tokio::net::UnixStream = w.as_ref();
+    sock.async_io(Interest::WRITABLE, || {
+        let iov = [IoSlice::new(b"F")];
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_DONTWAIT, None)
+            .map(drop)
+            .map_err(std::io::Error::from)
+    })
+    .await
+    .map_err(|e| {
+        Failure::new(
+            ErrorCode::SpawnFailed,
+            format!("passing stdio to sandbox-init: {e}"),
+        )
+    })
+}
+
+/// Routes sandbox-init's messages to the execs they are about; `Ready` to the starter. At the
+/// end of the stream (the sandbox is gone), every route closes.
+async fn init_reader(mut rd: OwnedReadHalf, routes: Routes, ready: oneshot::Sender<()>) {
+    let mut ready = Some(ready);
+    while let Ok(Some(body)) =
+        sandbox_proto::codec::read_frame_async(&mut rd, ipc::MAX_INTERNAL_FRAME).await
+    {
+        let Ok(msg) = sandbox_proto::unpack::<FromInit>(&body) else {
+            break;
+        };
+        let exec_id = match &msg {
+            FromInit::Ready => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(());
+                }
+                continue;
+            }
+            FromInit::ExecStarted { exec_id, .. }
+            | FromInit::ExecFailed { exec_id, .. }
+            | FromInit::ExecExited { exec_id, .. } => *exec_id,
+        };
+        let done = !matches!(msg, FromInit::ExecStarted { .. });
+        let mut r = routes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = r.get(&exec_id) {
+            let _ = tx.send(msg);
+        }
+        if done {
+            r.remove(&exec_id);
+        }
+    }
+    routes.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+/// Reads the helper's events into a channel (a frame read is not cancel-safe; a channel is).
+fn helper_events(mut rd: OwnedReadHalf) -> mpsc::Receiver<HelperEvent> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok(Some(body)) =
+            sandbox_proto::codec::read_frame_async(&mut rd, ipc::MAX_INTERNAL_FRAME).await
+        {
+            let Ok(ev) = sandbox_proto::unpack::<HelperEvent>(&body) else {
+                break;
+            };
+            if tx.send(ev).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
