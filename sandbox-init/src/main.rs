@@ -88,6 +88,12 @@ fn serve(ch: &mut Channel) -> Result<(), String> {
                         let _ = killpg(pid, sig);
                     }
                 }
+                Ok(ToInit::SignalAll { signal }) => {
+                    // pid -1 from pid 1: every process of the pid namespace but ourselves.
+                    if let Ok(sig) = Signal::try_from(signal) {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(-1), sig);
+                    }
+                }
                 // The daemon is done with this sandbox (or gone): everything ends with us.
                 Err(_) => return Ok(()),
             }

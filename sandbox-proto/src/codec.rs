@@ -109,6 +109,23 @@ pub const REQUEST_TYPES: &[&str] = &[
     "credit",
     "kill",
     "status",
+    "create",
+    "exec",
+    "attach",
+    "resize",
+    "signal",
+    "pause",
+    "resume",
+    "destroy",
+    "list",
+    "inspect",
+    "stats",
+    "file_read",
+    "file_write",
+    "file_list",
+    "file_stat",
+    "file_mkdir",
+    "file_remove",
 ];
 /// The `type` names of [`Response`].
 pub const RESPONSE_TYPES: &[&str] = &[
@@ -119,6 +136,14 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "exit",
     "status",
     "error",
+    "created",
+    "done",
+    "sandboxes",
+    "sandbox",
+    "stats",
+    "file_data",
+    "file_list",
+    "file_info",
 ];
 
 /// Decodes a request body (the frame without its header).
@@ -264,6 +289,17 @@ mod tests {
                 id: 3,
                 stream: Stream::Stdout,
                 data: b"x\n".to_vec(),
+                seq: Some(7),
+            },
+            Response::Started {
+                id: 3,
+                sandbox_id: "s".into(),
+                exec_id: Some(2),
+            },
+            Response::FileData {
+                id: 4,
+                data: vec![0, 1],
+                eof: true,
             },
             Response::Exit {
                 id: 3,
@@ -290,6 +326,7 @@ mod tests {
             id: 1,
             stream: Stream::Stdout,
             data: vec![1, 2],
+            seq: None,
         })
         .unwrap();
         // bin 8 marker (0xc4), length 2, the bytes: what a Python client reads as `bytes`.

@@ -64,6 +64,11 @@ pub struct ExecRequest {
 pub enum ToInit {
     /// Start a command.
     Exec(ExecRequest),
+    /// Signal every process of the sandbox but init.
+    SignalAll {
+        /// Signal number.
+        signal: i32,
+    },
     /// Signal an exec's process group.
     Signal {
         /// Which exec.

@@ -11,6 +11,8 @@ pub mod codec;
 pub mod init;
 /// Every message and the data types they carry.
 pub mod msg;
+/// Data types of long-lived sandboxes (create, exec, inspect, stats, files).
+pub mod sandboxes;
 
 pub use codec::{
     decode_request, decode_response, encode, pack, peek_id, unpack, DecodeError, EncodeError,

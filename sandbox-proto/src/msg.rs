@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::sandboxes::{
+    CreateSpec, ExecInfo, ExecSpec, FileKind, FileStat, SandboxInfo, SandboxStats,
+};
+
 /// The protocol version this crate speaks. A client and the daemon must agree exactly.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame body either side accepts by default (1 MiB). The daemon states its own
@@ -13,6 +17,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_FRAME_LEN: usize = 1 << 20;
 /// The largest `data` the daemon puts in one [`Response::Output`] frame.
 pub const MAX_OUTPUT_CHUNK: usize = 64 * 1024;
+/// The most bytes one `file_read` returns or one `file_write` carries.
+pub const MAX_FILE_CHUNK: usize = 512 * 1024;
 /// The output window a run starts with, in bytes, per stream (stdout and stderr each), and the
 /// stdin window the daemon grants a run that takes stdin.
 pub const DEFAULT_WINDOW: u32 = 256 * 1024;
@@ -80,6 +86,174 @@ pub enum Request {
         /// Names the answer.
         id: u64,
     },
+    /// Create a long-lived sandbox. Answered by [`Response::Created`] or an error.
+    Create {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        spec: CreateSpec,
+    },
+    /// Run a command in a sandbox made by `create`. Precondition: `id` is not in use on this
+    /// connection. Answered like `run`: `started` (with the `exec_id`), `output`s (with
+    /// sequence numbers), `exit`; stdin, credit and kill work as for a run. Output is also kept
+    /// in the exec's log, so `attach` can replay it; the exec goes on if the client leaves.
+    Exec {
+        /// Names the exec on this connection.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// What to run.
+        spec: ExecSpec,
+    },
+    /// Follow an exec again (after a reconnect): its output from sequence `from_seq`, then
+    /// live, then its `exit`. Answered like `exec`.
+    Attach {
+        /// Names the stream on this connection.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// The exec.
+        exec_id: u64,
+        /// First sequence number to send.
+        from_seq: u64,
+    },
+    /// Change the terminal size of a tty exec started on this connection (by its `id`).
+    Resize {
+        /// The exec's id on this connection.
+        id: u64,
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
+    /// Signal one exec of a sandbox (its process group), or with no `exec_id` every process
+    /// of the sandbox. Answered by [`Response::Done`].
+    Signal {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// The exec, or none for the whole sandbox.
+        exec_id: Option<u64>,
+        /// Signal number.
+        signal: i32,
+    },
+    /// Freeze every process of a sandbox. Answered by [`Response::Done`].
+    Pause {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+    },
+    /// Thaw a paused sandbox. Answered by [`Response::Done`].
+    Resume {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+    },
+    /// Destroy a sandbox: kill everything in it and release all it had. Answered by
+    /// [`Response::Done`] once it is gone.
+    Destroy {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+    },
+    /// The caller's sandboxes (root: all). Answered by [`Response::Sandboxes`].
+    List {
+        /// Names the answer.
+        id: u64,
+    },
+    /// One sandbox in detail. Answered by [`Response::Sandbox`].
+    Inspect {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+    },
+    /// A sandbox's resource usage. Answered by [`Response::Stats`].
+    Stats {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+    },
+    /// Read up to `len` bytes (at most `MAX_FILE_CHUNK`) of a file in a sandbox from
+    /// `offset`. Answered by [`Response::FileData`].
+    FileRead {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// Path inside the sandbox.
+        path: String,
+        /// Where to start.
+        offset: u64,
+        /// How much.
+        len: u64,
+    },
+    /// Write `data` (at most `MAX_FILE_CHUNK`) at `offset` of a file in a sandbox, creating
+    /// it (owned by the sandbox's root) if needed. Answered by [`Response::Done`].
+    FileWrite {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// Path inside the sandbox.
+        path: String,
+        /// Where to write.
+        offset: u64,
+        /// The bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        /// Truncate the file first.
+        truncate: bool,
+        /// Permission bits for a new file.
+        mode: u32,
+    },
+    /// List a directory in a sandbox. Answered by [`Response::FileList`].
+    FileList {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// Path inside the sandbox.
+        path: String,
+    },
+    /// Stat a path in a sandbox (a symlink is not followed). Answered by [`Response::FileInfo`].
+    FileStat {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// Path inside the sandbox.
+        path: String,
+    },
+    /// Make a directory in a sandbox. Answered by [`Response::Done`].
+    FileMkdir {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// Path inside the sandbox.
+        path: String,
+        /// Make missing parents too.
+        parents: bool,
+        /// Permission bits.
+        mode: u32,
+    },
+    /// Remove a file or directory in a sandbox. Answered by [`Response::Done`].
+    FileRemove {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox.
+        sandbox_id: String,
+        /// Path inside the sandbox.
+        path: String,
+        /// Remove a directory and everything in it (symlinks are removed, never followed).
+        recursive: bool,
+    },
 }
 
 /// A message from the daemon to a client.
@@ -103,6 +277,9 @@ pub enum Response {
         id: u64,
         /// The sandbox's name (also its hostname unless the spec set one).
         sandbox_id: String,
+        /// For `exec` and `attach`: the exec's id within the sandbox.
+        #[serde(default)]
+        exec_id: Option<u64>,
     },
     /// A chunk of the command's output (at most [`MAX_OUTPUT_CHUNK`] bytes).
     Output {
@@ -113,6 +290,9 @@ pub enum Response {
         /// The bytes, as msgpack bin.
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+        /// For `exec` and `attach`: the chunk's sequence number in the exec's log.
+        #[serde(default)]
+        seq: Option<u64>,
     },
     /// The daemon wrote `bytes` of stdin into the command's pipe: the client may send that many
     /// more.
@@ -135,6 +315,63 @@ pub enum Response {
         id: u64,
         /// The daemon's state.
         info: DaemonStatus,
+    },
+    /// The answer to `create`.
+    Created {
+        /// The request's id.
+        id: u64,
+        /// The new sandbox.
+        sandbox: SandboxInfo,
+    },
+    /// A request without data to return succeeded.
+    Done {
+        /// The request's id.
+        id: u64,
+    },
+    /// The answer to `list`.
+    Sandboxes {
+        /// The request's id.
+        id: u64,
+        /// The caller's sandboxes (root: all).
+        sandboxes: Vec<SandboxInfo>,
+    },
+    /// The answer to `inspect`.
+    Sandbox {
+        /// The request's id.
+        id: u64,
+        /// The sandbox.
+        info: SandboxInfo,
+    },
+    /// The answer to `stats`.
+    Stats {
+        /// The request's id.
+        id: u64,
+        /// The sandbox's usage.
+        stats: SandboxStats,
+    },
+    /// The answer to `file_read`.
+    FileData {
+        /// The request's id.
+        id: u64,
+        /// The bytes (shorter than asked at the end of the file).
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        /// The read reached the end of the file.
+        eof: bool,
+    },
+    /// The answer to `file_list`.
+    FileList {
+        /// The request's id.
+        id: u64,
+        /// The entries, by name.
+        entries: Vec<FileStat>,
+    },
+    /// The answer to `file_stat`.
+    FileInfo {
+        /// The request's id.
+        id: u64,
+        /// The file.
+        stat: FileStat,
     },
     /// A request failed, or (with no `id`) the connection did.
     Error {
@@ -182,6 +419,10 @@ pub enum ErrorCode {
     SpawnFailed,
     /// The daemon is shutting down.
     ShuttingDown,
+    /// No such sandbox, exec or file (a sandbox of another user is reported the same way).
+    NotFound,
+    /// The file call failed inside the sandbox (read-only, not a directory, no space...).
+    FileError,
     /// A bug or an unexpected host failure; the message says what.
     Internal,
     /// A code this client does not know (a newer daemon).
@@ -203,6 +444,8 @@ impl ErrorCode {
             ErrorCode::ResourceExhausted => "resource_exhausted",
             ErrorCode::SpawnFailed => "spawn_failed",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::FileError => "file_error",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",
         }

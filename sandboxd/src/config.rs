@@ -53,6 +53,12 @@ pub struct Config {
     /// `/tmp` tmpfs size in bytes.
     #[arg(long, default_value_t = 256 << 20)]
     pub tmp_size: u64,
+    /// Most long-lived sandboxes one non-root uid may have at once.
+    #[arg(long, default_value_t = 32)]
+    pub max_sandboxes_per_uid: usize,
+    /// Size cap of each exec's output log, in bytes (output past it is dropped and marked).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub exec_log_cap: u64,
     /// RLIMIT_NOFILE (soft and hard) inside sandboxes.
     #[arg(long, default_value_t = 8192)]
     pub nofile: u64,

@@ -6,13 +6,13 @@
 //! `/x`, mean `<root>/x`; `..` at the root is clamped to the root, not refused (`../../etc/passwd`
 //! is `<root>/etc/passwd`); magic links (`/proc/<pid>/fd/*`) fail with `ELOOP`; mount points are
 //! crossed (no `RESOLVE_NO_XDEV`: `/workspace` and `/tmp` are separate mounts), but only those of
-//! the sandbox's own mount tree. `EXDEV` (the kernel saw a `..` escape) is [`FilesError::Escape`](self::FilesError::Escape);
+//! the sandbox's own mount tree. `EXDEV` (the kernel saw a `..` escape) is `FilesError::Escape`;
 //! `EAGAIN` (a rename raced with the walk) is retried.
 //!
 //! After the walk only single names (never `.` or `..`) go to plain `*at` calls, relative to a
 //! directory fd resolved in the root, and those never follow a symlink. A regular file is opened as
 //! `O_PATH`, checked with `fstat`, then reopened through `/proc/self/fd/<n>`: a FIFO or device
-//! planted by the sandbox is refused ([`FilesError::NotAFile`](self::FilesError::NotAFile)) without being opened, so it can
+//! planted by the sandbox is refused (`FilesError::NotAFile`) without being opened, so it can
 //! neither block the daemon nor have open-time side effects. Paths are `&str`; names that are not
 //! UTF-8 are listed lossily and cannot be addressed.
 
@@ -27,7 +27,6 @@ use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
-use serde::{Deserialize, Serialize};
 
 /// The recursive remove: a walk over directory fds that never follows a symlink.
 mod tree;
@@ -48,38 +47,9 @@ const MODE_MASK: u32 = 0o777;
 /// How often `openat2` is retried when it reports `EAGAIN` (a concurrent rename).
 const OPEN_RETRIES: usize = 8;
 
-/// What a directory entry is; it is never followed when it is a symlink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link (reported, not followed).
-    Symlink,
-    /// A FIFO, socket or device node.
-    Other,
-}
-
-/// `lstat` of one path, as the host sees it (the caller translates uid and gid).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileStat {
-    /// The path as the client named it (for [`list`], the directory's path joined with the name).
-    pub path: String,
-    /// The file's type.
-    pub kind: FileKind,
-    /// Size in bytes (for a symlink, the length of its target).
-    pub size: u64,
-    /// Permission bits (`st_mode & 0o7777`).
-    pub mode: u32,
-    /// Last modification, in milliseconds since the Unix epoch.
-    pub mtime_unix_ms: i64,
-    /// Owner, as a host uid.
-    pub uid: u32,
-    /// Group, as a host gid.
-    pub gid: u32,
-}
+/// A file's kind and `lstat` as the wire carries them (uid and gid as the host sees them; the
+/// caller translates them into the sandbox's ids).
+pub use sandbox_proto::{FileKind, FileStat};
 
 /// Why a file operation failed; [`FilesError::code`] gives the stable code for the wire.
 ///

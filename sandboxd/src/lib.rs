@@ -8,6 +8,8 @@
 pub mod cgroups;
 /// The daemon's flags.
 pub mod config;
+/// Reads and writes files inside a running sandbox, resolved under its root fd.
+pub mod files;
 /// Applies a plan in the helper and the sandbox's init; the only place that clones or forks.
 pub mod isolation;
 /// Pure: request + caller + config → plan.

@@ -189,6 +189,13 @@ pub fn loopback_up() -> Result<(), Errno> {
     Ok(())
 }
 
+/// Sets the window size of the terminal `fd` (`TIOCSWINSZ`).
+pub fn set_winsize(fd: RawFd, ws: &libc::winsize) -> Result<(), Errno> {
+    // SAFETY: TIOCSWINSZ only reads `ws`, which outlives the call.
+    Errno::result(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws as *const libc::winsize) })
+        .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use std::path::{Component, Path};
 
-use sandbox_proto::{Rootfs, RunSpec};
+use sandbox_proto::{CreateSpec, ExecSpec, Rootfs, RunSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::CgroupLimits;
@@ -200,10 +200,13 @@ fn check_hostname(h: &str) -> Result<(), PolicyError> {
 }
 
 fn merge_env(extra: &[String]) -> Result<Vec<String>, PolicyError> {
+    merge_env_over(DEFAULT_ENV.iter().map(|s| s.to_string()).collect(), extra)
+}
+
+fn merge_env_over(mut env: Vec<String>, extra: &[String]) -> Result<Vec<String>, PolicyError> {
     if extra.len() > MAX_ENV {
         return Err(invalid("env", format!("more than {MAX_ENV} entries")));
     }
-    let mut env: Vec<String> = DEFAULT_ENV.iter().map(|s| s.to_string()).collect();
     for (i, kv) in extra.iter().enumerate() {
         let field = format!("env[{i}]");
         let Some((k, _)) = kv.split_once('=') else {
@@ -221,22 +224,126 @@ fn merge_env(extra: &[String]) -> Result<Vec<String>, PolicyError> {
     Ok(env)
 }
 
-/// Turns a request into a plan, or says which field is not allowed.
+fn check_argv(argv: &[String]) -> Result<(), PolicyError> {
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err(invalid("argv", "empty command"));
+    }
+    if argv.len() > MAX_ARGS {
+        return Err(invalid("argv", format!("more than {MAX_ARGS} arguments")));
+    }
+    if let Some(i) = argv.iter().position(|a| a.contains('\0')) {
+        return Err(invalid(format!("argv[{i}]"), "contains a NUL byte"));
+    }
+    Ok(())
+}
+
+/// Turns a one-shot run's request into a plan, or says which field is not allowed.
 pub fn plan(
     spec: &RunSpec,
     caller: &Caller,
     cfg: &Config,
     alloc: &Allocation,
 ) -> Result<Plan, PolicyError> {
-    if spec.argv.is_empty() || spec.argv[0].is_empty() {
-        return Err(invalid("argv", "empty command"));
+    check_argv(&spec.argv)?;
+    plan_sandbox(spec, caller, cfg, alloc)
+}
+
+/// Turns a `create` request into a plan (with no command: execs come later).
+pub fn plan_create(
+    spec: &CreateSpec,
+    caller: &Caller,
+    cfg: &Config,
+    alloc: &Allocation,
+) -> Result<Plan, PolicyError> {
+    for (field, v) in [
+        ("ttl_ms", spec.ttl_ms),
+        ("idle_timeout_ms", spec.idle_timeout_ms),
+    ] {
+        if let Some(t) = v {
+            if t == 0 || t > MAX_TIMEOUT_MS {
+                return Err(invalid(
+                    field,
+                    format!("{t} is outside 1..{MAX_TIMEOUT_MS}"),
+                ));
+            }
+        }
     }
-    if spec.argv.len() > MAX_ARGS {
-        return Err(invalid("argv", format!("more than {MAX_ARGS} arguments")));
+    let as_run = RunSpec {
+        argv: Vec::new(),
+        env: spec.env.clone(),
+        cwd: None,
+        hostname: spec.hostname.clone(),
+        rootfs: spec.rootfs.clone(),
+        mounts: spec.mounts.clone(),
+        limits: sandbox_proto::Limits {
+            timeout_ms: None,
+            ..spec.limits.clone()
+        },
+        stdin: false,
+    };
+    plan_sandbox(&as_run, caller, cfg, alloc)
+}
+
+/// One command to start in an existing sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecPlan {
+    /// The command.
+    pub argv: Vec<String>,
+    /// The whole environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User inside.
+    pub uid: u32,
+    /// Group inside.
+    pub gid: u32,
+    /// Kill it after this long.
+    pub timeout_ms: Option<u64>,
+}
+
+/// Checks an exec request against its sandbox: `base_env` is the sandbox's environment and
+/// `ids` how many ids its user namespace maps.
+pub fn plan_exec(spec: &ExecSpec, base_env: &[String], ids: u32) -> Result<ExecPlan, PolicyError> {
+    check_argv(&spec.argv)?;
+    let env = merge_env_over(base_env.to_vec(), &spec.env)?;
+    let cwd = clean_abs_path("cwd", spec.cwd.as_deref().unwrap_or(WORKSPACE))?;
+    for (field, v) in [("uid", spec.uid), ("gid", spec.gid)] {
+        if v >= ids {
+            return Err(invalid(
+                field,
+                format!("{v} is not mapped in the sandbox (0..{ids})"),
+            ));
+        }
     }
-    if let Some(i) = spec.argv.iter().position(|a| a.contains('\0')) {
-        return Err(invalid(format!("argv[{i}]"), "contains a NUL byte"));
+    if let Some(t) = spec.timeout_ms {
+        if t == 0 || t > MAX_TIMEOUT_MS {
+            return Err(invalid(
+                "timeout_ms",
+                format!("{t} is outside 1..{MAX_TIMEOUT_MS}"),
+            ));
+        }
     }
+    if let Some(sz) = spec.tty {
+        if sz.rows == 0 || sz.cols == 0 {
+            return Err(invalid("tty", "rows and cols must be at least 1"));
+        }
+    }
+    Ok(ExecPlan {
+        argv: spec.argv.clone(),
+        env,
+        cwd,
+        uid: spec.uid,
+        gid: spec.gid,
+        timeout_ms: spec.timeout_ms,
+    })
+}
+
+fn plan_sandbox(
+    spec: &RunSpec,
+    caller: &Caller,
+    cfg: &Config,
+    alloc: &Allocation,
+) -> Result<Plan, PolicyError> {
     let env = merge_env(&spec.env)?;
     let cwd = clean_abs_path("cwd", spec.cwd.as_deref().unwrap_or(WORKSPACE))?;
     let hostname = spec

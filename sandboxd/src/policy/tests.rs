@@ -302,3 +302,42 @@ fn reachability_follows_unix_search_permission() {
     let no_other = [d(0o770, 0, 5)];
     assert!(check_reachable("f", "/g", &no_other, &caller(1000)).is_err());
 }
+
+#[test]
+fn create_and_exec_plans() {
+    let spec = sandbox_proto::CreateSpec {
+        ttl_ms: Some(0),
+        ..Default::default()
+    };
+    assert!(plan_create(&spec, &caller(0), &cfg(), &alloc())
+        .unwrap_err()
+        .to_string()
+        .starts_with("ttl_ms"));
+    let spec = sandbox_proto::CreateSpec {
+        env: vec!["A=1".into()],
+        ..Default::default()
+    };
+    let p = plan_create(&spec, &caller(0), &cfg(), &alloc()).unwrap();
+    assert!(p.argv.is_empty());
+    let exec = sandbox_proto::ExecSpec {
+        argv: vec!["sh".into()],
+        env: vec!["B=2".into(), "A=3".into()],
+        uid: 1000,
+        ..Default::default()
+    };
+    let e = plan_exec(&exec, &p.env, 65536).unwrap();
+    assert!(e.env.contains(&"A=3".to_string()) && e.env.contains(&"B=2".to_string()));
+    assert!(!e.env.contains(&"A=1".to_string()));
+    assert_eq!((e.uid, e.cwd.as_str()), (1000, "/workspace"));
+    let bad = sandbox_proto::ExecSpec {
+        argv: vec!["sh".into()],
+        uid: 70000,
+        ..Default::default()
+    };
+    assert!(plan_exec(&bad, &p.env, 65536)
+        .unwrap_err()
+        .to_string()
+        .starts_with("uid"));
+    let empty = sandbox_proto::ExecSpec::default();
+    assert!(plan_exec(&empty, &p.env, 65536).is_err());
+}

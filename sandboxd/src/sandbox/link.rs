@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use sandbox_proto::Stream;
 use tokio::sync::{mpsc, Notify};
 
-/// Signals queued for one run before the connection answers `resource_exhausted`.
+/// Control messages queued for one run before the connection answers `resource_exhausted`.
 const MAX_PENDING_SIGNALS: usize = 16;
 
 /// State shared by the connection and the run.
@@ -67,16 +67,21 @@ impl RunLink {
     }
 }
 
-/// A signal for the run's command.
+/// A control message for the run's command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signal(pub i32);
+pub enum Control {
+    /// Signal its process group (9: the whole sandbox of a one-shot run).
+    Signal(i32),
+    /// New terminal size of a tty exec.
+    Resize(u16, u16),
+}
 
 /// The connection's end.
 #[derive(Debug)]
 pub struct LinkTx {
     link: Arc<RunLink>,
     stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
-    signals: mpsc::Sender<Signal>,
+    signals: mpsc::Sender<Control>,
 }
 
 /// The run's end.
@@ -87,7 +92,7 @@ pub struct LinkRx {
     /// Stdin bytes, in order (None when the run takes no stdin); ends at `close_stdin`.
     pub stdin: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
     /// Signals; ends when the connection is gone.
-    pub signals: mpsc::Receiver<Signal>,
+    pub signals: mpsc::Receiver<Control>,
 }
 
 /// A new link with `window` bytes of credit per stream and of stdin window.
@@ -182,7 +187,14 @@ impl LinkTx {
     /// Queue a signal for the command.
     pub fn signal(&self, signal: i32) -> Result<(), Refused> {
         self.signals
-            .try_send(Signal(signal))
+            .try_send(Control::Signal(signal))
+            .map_err(|_| Refused::Busy)
+    }
+
+    /// Queue a terminal resize.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Refused> {
+        self.signals
+            .try_send(Control::Resize(rows, cols))
             .map_err(|_| Refused::Busy)
     }
 }

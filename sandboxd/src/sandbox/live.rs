@@ -53,7 +53,17 @@ impl Failure {
     }
 }
 
-type Routes = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<FromInit>>>>;
+/// A message from init about one exec, with the pty master for a tty exec's `ExecStarted`.
+pub type InitEvent = (FromInit, Option<OwnedFd>);
+
+/// Where init's messages about each exec go, and whether a pty master follows its start.
+#[derive(Debug)]
+struct Route {
+    tx: mpsc::UnboundedSender<InitEvent>,
+    tty: bool,
+}
+
+type Routes = Arc<Mutex<HashMap<u64, Route>>>;
 
 /// A running sandbox: what is needed to use it (shareable).
 #[derive(Debug)]
@@ -95,8 +105,10 @@ pub struct ExecHandle {
     pub exec_id: u64,
     /// Its pid inside the sandbox.
     pub pid: i32,
+    /// The pty master of a tty exec.
+    pub master: Option<OwnedFd>,
     /// Later events for this exec.
-    pub events: mpsc::UnboundedReceiver<FromInit>,
+    pub events: mpsc::UnboundedReceiver<InitEvent>,
 }
 
 impl LiveSandbox {
@@ -172,34 +184,38 @@ impl LiveSandbox {
         Ok((sandbox, monitor))
     }
 
-    /// Starts `argv` etc. (from `req`, whose `exec_id` is replaced) with `stdio` as its
-    /// stdin, stdout and stderr.
+    /// Starts `req` (its `exec_id` is replaced by the next free one) with `stdio` as its
+    /// stdin, stdout and stderr, or on a new pty when `req.tty` is set (then `stdio` is None).
     pub async fn exec(
         &self,
         mut req: ExecRequest,
-        stdio: [OwnedFd; 3],
+        stdio: Option<[OwnedFd; 3]>,
     ) -> Result<ExecHandle, Failure> {
         let exec_id = self.next_exec.fetch_add(1, Ordering::Relaxed);
         req.exec_id = exec_id;
+        let tty = req.tty.is_some();
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.routes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(exec_id, tx);
+            .insert(exec_id, Route { tx, tty });
         {
             let mut w = self.init_tx.lock().await;
             send_frame(&mut w, &ToInit::Exec(req)).await?;
-            let raw: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
-            send_fds(&w, &raw).await?;
+            if let Some(stdio) = &stdio {
+                let raw: Vec<RawFd> = stdio.iter().map(|f| f.as_raw_fd()).collect();
+                send_fds(&w, &raw).await?;
+            }
         }
         drop(stdio);
         match rx.recv().await {
-            Some(FromInit::ExecStarted { pid, .. }) => Ok(ExecHandle {
+            Some((FromInit::ExecStarted { pid, .. }, master)) => Ok(ExecHandle {
                 exec_id,
                 pid,
+                master,
                 events: rx,
             }),
-            Some(FromInit::ExecFailed { error, .. }) => {
+            Some((FromInit::ExecFailed { error, .. }, _)) => {
                 Err(Failure::new(ErrorCode::SpawnFailed, error))
             }
             _ => Err(Failure::new(
@@ -213,6 +229,12 @@ impl LiveSandbox {
     pub async fn signal(&self, exec_id: u64, signal: i32) {
         let mut w = self.init_tx.lock().await;
         let _ = send_frame(&mut w, &ToInit::Signal { exec_id, signal }).await;
+    }
+
+    /// Signals every process of the sandbox but its init.
+    pub async fn signal_all(&self, signal: i32) {
+        let mut w = self.init_tx.lock().await;
+        let _ = send_frame(&mut w, &ToInit::SignalAll { signal }).await;
     }
 
     /// Kills the whole sandbox (its init, and with it the pid namespace).
@@ -259,8 +281,9 @@ async fn send_fds(w: &OwnedWriteHalf, fds: &[RawFd]) -> Result<(), Failure> {
     })
 }
 
-/// Routes sandbox-init's messages to the execs they are about; `Ready` to the starter. At the
-/// end of the stream (the sandbox is gone), every route closes.
+/// Routes sandbox-init's messages to the execs they are about (with the pty master that
+/// follows a tty exec's start); `Ready` to the starter. At the end of the stream (the sandbox
+/// is gone), every route closes.
 async fn init_reader(mut rd: OwnedReadHalf, routes: Routes, ready: oneshot::Sender<()>) {
     let mut ready = Some(ready);
     while let Ok(Some(body)) =
@@ -280,16 +303,58 @@ async fn init_reader(mut rd: OwnedReadHalf, routes: Routes, ready: oneshot::Send
             | FromInit::ExecFailed { exec_id, .. }
             | FromInit::ExecExited { exec_id, .. } => *exec_id,
         };
-        let done = !matches!(msg, FromInit::ExecStarted { .. });
+        let started = matches!(msg, FromInit::ExecStarted { .. });
+        let tty = routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&exec_id)
+            .is_some_and(|r| r.tty);
+        let master = if started && tty {
+            match recv_fd(&rd).await {
+                Ok(fd) => Some(fd),
+                Err(_) => break,
+            }
+        } else {
+            None
+        };
         let mut r = routes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = r.get(&exec_id) {
-            let _ = tx.send(msg);
+        if let Some(route) = r.get(&exec_id) {
+            let _ = route.tx.send((msg, master));
         }
-        if done {
+        if !started {
             r.remove(&exec_id);
         }
     }
     routes.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+/// Receives the one fd that sandbox-init sends after a tty exec's start.
+async fn recv_fd(rd: &OwnedReadHalf) -> std::io::Result<OwnedFd> {
+    let sock: &tokio::net::UnixStream = rd.as_ref();
+    sock.async_io(Interest::READABLE, || {
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(std::io::Error::from)?;
+        for c in msg.cmsgs().map_err(std::io::Error::from)? {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                if let Some(&fd) = fds.first() {
+                    // SAFETY: SCM_RIGHTS installed this fd in our table just now; nothing
+                    // else owns it.
+                    #[allow(unsafe_code)]
+                    return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+                }
+            }
+        }
+        Err(std::io::Error::other("no fd with the pty master message"))
+    })
+    .await
 }
 
 /// Reads the helper's events into a channel (a frame read is not cancel-safe; a channel is).

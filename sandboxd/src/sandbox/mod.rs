@@ -10,10 +10,18 @@ use sandbox_proto::SandboxSummary;
 use crate::config::Config;
 use crate::policy::Allocation;
 
+/// `create` and `destroy` of long-lived sandboxes.
+pub mod create;
+/// `exec` and `attach` in a long-lived sandbox; output through its log.
+pub mod exec;
+/// The table of long-lived sandboxes, their execs, their watcher and reaper.
+pub mod kept;
 /// The connection-to-run link: shared credit counters, the stdin queue, signals.
 pub mod link;
 /// A live sandbox: its helper, its sandbox-init, execs.
 pub mod live;
+/// Single-answer calls: list, inspect, stats, signal, pause, resume, files.
+pub mod ops;
 /// Per-exec output logs with sequence numbers: replay and live follow.
 pub mod outlog;
 /// One-shot runs: create, stream, exit, destroy.

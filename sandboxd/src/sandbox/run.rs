@@ -18,7 +18,7 @@ use crate::cgroups::SandboxCgroup;
 use crate::config::Config;
 use crate::isolation::ipc::{self, HelperEvent};
 use crate::policy::{self, Allocation, Caller, DirPerm, HostDirFacts, Plan, PolicyError, RootPlan};
-use crate::sandbox::link::{LinkRx, RunLink, Signal};
+use crate::sandbox::link::{Control, LinkRx, RunLink};
 use crate::sandbox::live::{Failure, InitAssets, LiveSandbox, Monitor};
 use crate::sandbox::Registry;
 
@@ -33,6 +33,10 @@ pub struct RunContext {
     pub shutdown: watch::Receiver<bool>,
     /// sandbox-init's sealed executable and configuration.
     pub init: Arc<InitAssets>,
+    /// Long-lived sandboxes.
+    pub kept: Arc<crate::sandbox::kept::KeptTable>,
+    /// State records.
+    pub store: Arc<crate::store::Store>,
 }
 
 impl From<PolicyError> for Failure {
@@ -118,7 +122,18 @@ async fn prepare(
     spec: &RunSpec,
     alloc: &Allocation,
 ) -> Result<(Plan, SandboxCgroup), Failure> {
-    let mut plan = policy::plan(spec, caller, &ctx.cfg, alloc)?;
+    let plan = policy::plan(spec, caller, &ctx.cfg, alloc)?;
+    prepare_plan(ctx, caller, plan, alloc).await
+}
+
+/// Checks a plan's host paths for `caller` (recording the folders' identities) and creates
+/// the sandbox's cgroup.
+pub async fn prepare_plan(
+    ctx: &RunContext,
+    caller: &Caller,
+    mut plan: Plan,
+    alloc: &Allocation,
+) -> Result<(Plan, SandboxCgroup), Failure> {
     for (i, m) in plan.mounts.iter_mut().enumerate() {
         let field = format!("mounts[{i}].host");
         let meta = std::fs::symlink_metadata(&m.host).map_err(|e| {
@@ -366,7 +381,7 @@ async fn stream(
     out: &mpsc::Sender<Response>,
     link: &Arc<RunLink>,
     stdin_rx: Option<mpsc::UnboundedReceiver<Vec<u8>>>,
-    signals: &mut mpsc::Receiver<Signal>,
+    signals: &mut mpsc::Receiver<Control>,
     started: Instant,
 ) -> Result<Ending, Failure> {
     let (mut pipes, sandbox_fds) = make_pipes(want_stdin)
@@ -381,7 +396,7 @@ async fn stream(
         gid: 0,
         tty: None,
     };
-    let mut exec = sandbox.exec(req, sandbox_fds).await?;
+    let mut exec = sandbox.exec(req, Some(sandbox_fds)).await?;
     debug!(
         us = started.elapsed().as_micros(),
         pid = exec.pid,
@@ -391,6 +406,7 @@ async fn stream(
         .send(Response::Started {
             id,
             sandbox_id: plan.sandbox_id.clone(),
+            exec_id: None,
         })
         .await
         .is_err();
@@ -422,14 +438,14 @@ async fn stream(
                 forward(r, &mut se, link, id, out, &mut abandoned).await;
             }
             ev = exec.events.recv(), if exit.is_none() && !gone => match ev {
-                Some(FromInit::ExecExited { code, signal, .. }) => {
+                Some((FromInit::ExecExited { code, signal, .. }, _)) => {
                     debug!(us = started.elapsed().as_micros(), "command exited");
                     exit = Some((code, signal));
                     // Its background processes end with it, which closes the pipes.
                     sandbox.kill().await;
                     killed = true;
                 }
-                Some(other) => warn!(sandbox = %plan.sandbox_id, ?other, "unexpected init message"),
+                Some((other, _)) => warn!(sandbox = %plan.sandbox_id, ?other, "unexpected init message"),
                 None => gone = true,
             },
             ev = monitor.events.recv(), if !gone => match ev {
@@ -445,11 +461,13 @@ async fn stream(
                 }
             }
             sig = signals.recv(), if !abandoned => match sig {
-                Some(Signal(signal)) if signal == libc::SIGKILL => {
+                Some(Control::Signal(signal)) if signal == libc::SIGKILL => {
                     sandbox.kill().await;
                     killed = true;
                 }
-                Some(Signal(signal)) => sandbox.signal(exec.exec_id, signal).await,
+                Some(Control::Signal(signal)) => sandbox.signal(exec.exec_id, signal).await,
+                // A one-shot run has no terminal.
+                Some(Control::Resize(..)) => {}
                 None => {
                     // The connection is gone.
                     abandoned = true;
@@ -535,6 +553,7 @@ async fn forward(
                 id,
                 stream: s.stream,
                 data: s.buf[..n].to_vec(),
+                seq: None,
             };
             if out.send(msg).await.is_err() {
                 *abandoned = true;

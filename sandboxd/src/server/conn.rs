@@ -11,16 +11,20 @@ use sandbox_proto::{
     DaemonStatus, DecodeError, ErrorCode, FrameError, Request, Response, PROTOCOL_VERSION,
 };
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::Daemon;
 use crate::policy::Caller;
 use crate::sandbox::link::{self, LinkTx, Refused};
-use crate::sandbox::run::{self, RunContext};
+use crate::sandbox::live::Failure;
+use crate::sandbox::run;
+use crate::sandbox::{create, exec, ops};
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Single-answer calls (create, files, inspect...) in progress at once per connection.
+const SINGLE_CALLS: usize = 16;
 /// Responses queued for the writer (each at most one frame).
 const OUT_QUEUE: usize = 64;
 
@@ -83,6 +87,7 @@ async fn serve_as(daemon: Arc<Daemon>, stream: UnixStream, caller: Caller) {
     // The whole handshake must finish in time, however many frames the client sends first.
     let hello_deadline = tokio::time::Instant::now() + HELLO_TIMEOUT;
     let mut runs: HashMap<u64, LinkTx> = HashMap::new();
+    let slots = Arc::new(Semaphore::new(SINGLE_CALLS));
     loop {
         let frame = if hello {
             read_frame_async(&mut rd, max).await
@@ -178,7 +183,7 @@ async fn serve_as(daemon: Arc<Daemon>, stream: UnixStream, caller: Caller) {
             }
             continue;
         }
-        dispatch(&daemon, caller, req, &out, &mut runs).await;
+        dispatch(&daemon, caller, req, &out, &mut runs, &slots).await;
     }
     // Dropping the run inputs tells every live run that its client is gone.
     drop(runs);
@@ -192,6 +197,7 @@ async fn dispatch(
     req: Request,
     out: &mpsc::Sender<Response>,
     runs: &mut HashMap<u64, LinkTx>,
+    slots: &Arc<Semaphore>,
 ) {
     // A run is forgotten once its final frame is queued, so nothing about it can follow it.
     runs.retain(|_, tx| !tx.is_done());
@@ -239,13 +245,100 @@ async fn dispatch(
             }
             let (tx, rx) = link::link(sandbox_proto::DEFAULT_WINDOW, spec.stdin);
             runs.insert(id, tx);
-            let ctx = RunContext {
-                cfg: daemon.cfg.clone(),
-                registry: daemon.registry.clone(),
-                shutdown: daemon.shutdown.clone(),
-                init: daemon.init.clone(),
-            };
-            tokio::spawn(run::run(ctx, caller, id, spec, out.clone(), rx).in_current_span());
+            tokio::spawn(
+                run::run(daemon.ctx.clone(), caller, id, spec, out.clone(), rx).in_current_span(),
+            );
+            return;
+        }
+        Request::Exec {
+            id,
+            sandbox_id,
+            spec,
+        } => {
+            if let Some(rx) =
+                open_stream(daemon, id, spec.stdin || spec.tty.is_some(), out, runs).await
+            {
+                let f = exec::exec(
+                    daemon.ctx.clone(),
+                    caller,
+                    id,
+                    sandbox_id,
+                    spec,
+                    out.clone(),
+                    rx,
+                );
+                tokio::spawn(f.in_current_span());
+            }
+            return;
+        }
+        Request::Attach {
+            id,
+            sandbox_id,
+            exec_id,
+            from_seq,
+        } => {
+            if let Some(rx) = open_stream(daemon, id, false, out, runs).await {
+                let f = exec::attach(
+                    daemon.ctx.clone(),
+                    caller,
+                    id,
+                    sandbox_id,
+                    exec_id,
+                    from_seq,
+                    out.clone(),
+                    rx,
+                );
+                tokio::spawn(f.in_current_span());
+            }
+            return;
+        }
+        Request::Resize { id, rows, cols } => {
+            if let Some(tx) = runs.get(&id) {
+                let _ = tx.resize(rows, cols);
+            }
+            return;
+        }
+        Request::Create { id, spec } => {
+            info!(id, "create");
+            let ctx = daemon.ctx.clone();
+            single(slots, out, id, async move {
+                create::create(&ctx, caller, spec)
+                    .await
+                    .map(|sandbox| Response::Created { id, sandbox })
+            })
+            .await;
+            return;
+        }
+        Request::Destroy { id, sandbox_id } => {
+            info!(id, sandbox = %sandbox_id, "destroy");
+            let ctx = daemon.ctx.clone();
+            single(slots, out, id, async move {
+                create::destroy(&ctx, &caller, &sandbox_id)
+                    .await
+                    .map(|()| Response::Done { id })
+            })
+            .await;
+            return;
+        }
+        req @ (Request::List { .. }
+        | Request::Inspect { .. }
+        | Request::Stats { .. }
+        | Request::Signal { .. }
+        | Request::Pause { .. }
+        | Request::Resume { .. }
+        | Request::FileRead { .. }
+        | Request::FileWrite { .. }
+        | Request::FileList { .. }
+        | Request::FileStat { .. }
+        | Request::FileMkdir { .. }
+        | Request::FileRemove { .. }) => {
+            let id = request_id(&req);
+            debug!(id, kind = request_kind(&req), "request");
+            let ctx = daemon.ctx.clone();
+            single(slots, out, id, async move {
+                ops::answer(&ctx, &caller, req).await
+            })
+            .await;
             return;
         }
         Request::Stdin { id, data } => (id, Input::Stdin(data)),
@@ -286,6 +379,105 @@ async fn dispatch(
                 .send(error(None, ErrorCode::ResourceExhausted, msg))
                 .await;
         }
+    }
+}
+
+/// Registers a streamed request (`exec`, `attach`) under `id`; None (after answering an error)
+/// if the id is in use or the connection has too many.
+async fn open_stream(
+    daemon: &Arc<Daemon>,
+    id: u64,
+    stdin: bool,
+    out: &mpsc::Sender<Response>,
+    runs: &mut HashMap<u64, LinkTx>,
+) -> Option<link::LinkRx> {
+    if runs.contains_key(&id) {
+        let _ = out
+            .send(error(
+                Some(id),
+                ErrorCode::ProtocolViolation,
+                format!("run id {id} is in use"),
+            ))
+            .await;
+        return None;
+    }
+    if runs.len() >= daemon.cfg.max_runs_per_connection {
+        let msg = format!(
+            "at most {} runs per connection",
+            daemon.cfg.max_runs_per_connection
+        );
+        let _ = out
+            .send(error(Some(id), ErrorCode::ResourceExhausted, msg))
+            .await;
+        return None;
+    }
+    let (tx, rx) = link::link(sandbox_proto::DEFAULT_WINDOW, stdin);
+    runs.insert(id, tx);
+    Some(rx)
+}
+
+/// Answers a single-answer request in its own task, at most `SINGLE_CALLS` at once per
+/// connection (the reader waits for a slot, so a flood of calls slows only its sender).
+async fn single(
+    slots: &Arc<Semaphore>,
+    out: &mpsc::Sender<Response>,
+    id: u64,
+    call: impl std::future::Future<Output = Result<Response, Failure>> + Send + 'static,
+) {
+    let Ok(permit) = slots.clone().acquire_owned().await else {
+        return;
+    };
+    let out = out.clone();
+    tokio::spawn(
+        async move {
+            let resp = match call.await {
+                Ok(r) => r,
+                Err(f) => Response::Error {
+                    id: Some(id),
+                    code: f.code,
+                    message: f.message,
+                },
+            };
+            let _ = out.send(resp).await;
+            drop(permit);
+        }
+        .in_current_span(),
+    );
+}
+
+fn request_id(req: &Request) -> u64 {
+    match req {
+        Request::List { id }
+        | Request::Inspect { id, .. }
+        | Request::Stats { id, .. }
+        | Request::Signal { id, .. }
+        | Request::Pause { id, .. }
+        | Request::Resume { id, .. }
+        | Request::FileRead { id, .. }
+        | Request::FileWrite { id, .. }
+        | Request::FileList { id, .. }
+        | Request::FileStat { id, .. }
+        | Request::FileMkdir { id, .. }
+        | Request::FileRemove { id, .. } => *id,
+        _ => 0,
+    }
+}
+
+fn request_kind(req: &Request) -> &'static str {
+    match req {
+        Request::List { .. } => "list",
+        Request::Inspect { .. } => "inspect",
+        Request::Stats { .. } => "stats",
+        Request::Signal { .. } => "signal",
+        Request::Pause { .. } => "pause",
+        Request::Resume { .. } => "resume",
+        Request::FileRead { .. } => "file_read",
+        Request::FileWrite { .. } => "file_write",
+        Request::FileList { .. } => "file_list",
+        Request::FileStat { .. } => "file_stat",
+        Request::FileMkdir { .. } => "file_mkdir",
+        Request::FileRemove { .. } => "file_remove",
+        _ => "other",
     }
 }
 

@@ -13,8 +13,11 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::sandbox::kept::KeptTable;
 use crate::sandbox::live::InitAssets;
+use crate::sandbox::run::RunContext;
 use crate::sandbox::Registry;
+use crate::store::Store;
 use sandbox_proto::init::InitConfig;
 
 /// One client connection.
@@ -26,6 +29,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Shared daemon state.
 #[derive(Debug)]
 pub struct Daemon {
+    /// What every request handler needs.
+    pub ctx: RunContext,
     /// Configuration.
     pub cfg: Arc<Config>,
     /// Live sandboxes.
@@ -137,12 +142,26 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = bind(&cfg)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
     let cfg = Arc::new(cfg);
-    let daemon = Arc::new(Daemon {
+    let store = Arc::new(Store::open(&cfg.state_dir).context("opening the state store")?);
+    forget_lost(&store);
+    let registry = Arc::new(Registry::new(&cfg));
+    let kept = Arc::new(KeptTable::default());
+    let ctx = RunContext {
         cfg: cfg.clone(),
-        registry: Arc::new(Registry::new(&cfg)),
+        registry: registry.clone(),
+        shutdown: shutdown.clone(),
+        init: init.clone(),
+        kept: kept.clone(),
+        store,
+    };
+    let daemon = Arc::new(Daemon {
+        ctx,
+        cfg: cfg.clone(),
+        registry,
         shutdown,
         init,
     });
+    let reaper = tokio::spawn(crate::sandbox::kept::reaper(kept.clone()));
     let connections = Arc::new(Semaphore::new(cfg.max_connections));
     info!(
         socket = %cfg.socket.display(),
@@ -178,6 +197,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     info!("shutting down: killing {} sandboxes", daemon.registry.len());
     daemon.registry.close();
     let _ = shutdown_tx.send(true);
+    reaper.abort();
+    crate::sandbox::create::kill_all(&kept).await;
     drop(listener);
     let _ = std::fs::remove_file(&cfg.socket);
     let start = Instant::now();
@@ -196,6 +217,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     remove_parent(&cfg.cgroup_parent);
     info!("stopped");
     Ok(())
+}
+
+/// Records of sandboxes a previous daemon left: their processes died with it (each helper
+/// kills its sandbox when the daemon goes away) and `sweep` removed their cgroups; what is
+/// left is their records and logs. (Restart recovery will re-adopt instead.)
+fn forget_lost(store: &Store) {
+    for id in store.ids().unwrap_or_default() {
+        warn!(
+            sandbox = id,
+            "sandbox lost with the previous daemon; removing its record and logs"
+        );
+        let _ = store.remove(&id);
+        if let Ok(dir) = store.logs_dir(&id) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// Removes the daemon's own parent cgroup, which `sweep` has just emptied.
