@@ -56,6 +56,9 @@ pub struct Config {
     /// Most long-lived sandboxes one non-root uid may have at once.
     #[arg(long, default_value_t = 32)]
     pub max_sandboxes_per_uid: usize,
+    /// Most execs one non-root uid may run at once, over all its sandboxes.
+    #[arg(long, default_value_t = 256)]
+    pub max_execs_per_uid: usize,
     /// Size cap of each exec's output log, in bytes (output past it is dropped and marked).
     #[arg(long, default_value_t = 16 << 20)]
     pub exec_log_cap: u64,

@@ -210,6 +210,7 @@ async fn start(
     );
     tokio::spawn(pump(
         kept.clone(),
+        ctx.store.clone(),
         exec_id,
         handle.events,
         sources,
@@ -231,6 +232,7 @@ enum Sources {
 /// its exit. Owned by the sandbox, not by any client.
 async fn pump(
     kept: Arc<Kept>,
+    store: Arc<crate::store::Store>,
     exec_id: u64,
     mut events: mpsc::UnboundedReceiver<InitEvent>,
     sources: Sources,
@@ -290,6 +292,7 @@ async fn pump(
     debug!(sandbox = %kept.id, exec_id, ?status, "exec ended");
     let _ = log.finish(&serde_json::to_value(&status).unwrap_or_default());
     kept.end_exec(exec_id, status);
+    crate::sandbox::kept::save_later(&kept, &store);
 }
 
 fn tty_receiver(m: OwnedFd) -> Option<pipe::Receiver> {

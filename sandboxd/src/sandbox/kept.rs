@@ -210,6 +210,56 @@ impl Kept {
     }
 }
 
+/// What is kept on disk about a sandbox (`store`): enough for a restarted daemon to find
+/// everything it created — its plan (ids, cgroup, mounts), the processes by pid and start
+/// time (a pid alone could be reused), and its execs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// What `inspect` shows, execs included.
+    pub info: SandboxInfo,
+    /// The plan it was built from.
+    pub plan: Plan,
+    /// Host pid of its sandbox-init and that process's start time (`/proc/PID/stat`
+    /// field 22), which together identify it.
+    pub init: (i32, u64),
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of `/proc/PID/stat`).
+pub fn start_time(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its closing ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Kept {
+    /// The record to keep on disk.
+    pub fn record(&self) -> Record {
+        Record {
+            info: self.info(),
+            plan: self.plan.clone(),
+            init: (self.live.init_pid, start_time(self.live.init_pid)),
+        }
+    }
+
+    /// Execs running now.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
+/// Writes a sandbox's record again (off the caller's path: an fsync'd write takes time).
+pub fn save_later(kept: &Arc<Kept>, store: &Arc<Store>) {
+    let (k, store) = (kept.clone(), store.clone());
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.save(&k.id, &k.record()) {
+            warn!(sandbox = %k.id, error = crate::isolation::ipc::chain(&e), "saving the state record");
+        }
+    });
+}
+
 /// The kept sandboxes by id.
 #[derive(Debug, Default)]
 pub struct KeptTable {
@@ -249,6 +299,15 @@ impl KeptTable {
     /// How many sandboxes `uid` has.
     pub fn count_of(&self, uid: u32) -> usize {
         self.lock().values().filter(|k| k.owner_uid == uid).count()
+    }
+
+    /// How many execs run now in the sandboxes of `uid`.
+    pub fn running_execs_of(&self, uid: u32) -> usize {
+        self.lock()
+            .values()
+            .filter(|k| k.owner_uid == uid)
+            .map(|k| k.running())
+            .sum()
     }
 }
 
@@ -305,7 +364,7 @@ pub fn adopt(
         gone,
     });
     table.lock().insert(kept.id.clone(), kept.clone());
-    store.save(&kept.id, &kept.info())?;
+    store.save(&kept.id, &kept.record())?;
     let (table, registry, store, k) =
         (table.clone(), registry.clone(), store.clone(), kept.clone());
     tokio::spawn(async move {
