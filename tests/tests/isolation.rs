@@ -8,6 +8,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
+use agent_sdk::SandboxBuilder;
 use sandbox_tests::{bin, busybox_rootfs, parse_probe, require_root, TestDaemon};
 
 /// The directory holding the probe binary, mounted read-only at /probe.

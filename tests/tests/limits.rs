@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use agent_sdk::SandboxBuilder;
 use sandbox_tests::{cgroup_dirs, require_root, scaled, TestDaemon};
 
 #[tokio::test]
