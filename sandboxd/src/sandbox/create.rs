@@ -88,6 +88,6 @@ pub fn not_found(sandbox_id: &str) -> Failure {
 /// Kills every kept sandbox (daemon shutdown).
 pub async fn kill_all(table: &Arc<kept::KeptTable>) {
     for k in table.all() {
-        k.live.kill().await;
+        k.terminate().await;
     }
 }

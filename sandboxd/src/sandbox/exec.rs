@@ -118,6 +118,14 @@ async fn start(
     spec: &ExecSpec,
     want_stdin: bool,
 ) -> Result<(u64, Arc<OutLog>), Failure> {
+    if kept.owner_uid != 0 && ctx.kept.running_execs_of(kept.owner_uid) >= ctx.cfg.max_execs_per_uid
+    {
+        let msg = format!(
+            "uid {} already runs {} execs",
+            kept.owner_uid, ctx.cfg.max_execs_per_uid
+        );
+        return Err(Failure::new(ErrorCode::ResourceExhausted, msg));
+    }
     let ids = kept.plan.ids.count;
     let eplan = policy::plan_exec(spec, &kept.plan.env, ids)?;
     let io_err = |e: std::io::Error| {
@@ -387,6 +395,15 @@ async fn follow(
                     return;
                 }
             },
+            // The client broke the protocol (stdin past its window, or where none was asked
+            // for): like a run, the exec is killed and the stream ends with the violation.
+            _ = link.changed() => {
+                if let Some(why) = link.violation() {
+                    kept.live.signal(exec_id, libc::SIGKILL).await;
+                    let _ = out.send(Response::Error { id: Some(id), code: ErrorCode::ProtocolViolation, message: why }).await;
+                    return;
+                }
+            }
             c = signals.recv() => match c {
                 Some(Control::Signal(sig)) => kept.live.signal(exec_id, sig).await,
                 Some(Control::Resize(rows, cols)) => resize(kept, exec_id, TtySize { rows, cols }),

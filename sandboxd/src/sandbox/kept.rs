@@ -151,6 +151,16 @@ impl Kept {
         idle.then_some("idle timeout")
     }
 
+    /// Ends the sandbox: thaws it first (on cgroup v1 a frozen process cannot die), then kills
+    /// its init, and with it everything. The watcher releases the rest.
+    pub async fn terminate(self: &Arc<Self>) {
+        if self.paused.load(Ordering::Relaxed) {
+            let k = self.clone();
+            let _ = tokio::task::spawn_blocking(move || k.cgroup.thaw()).await;
+        }
+        self.live.kill().await;
+    }
+
     /// Waits until everything of the sandbox is released.
     pub async fn wait_gone(&self) {
         let mut gone = self.gone.clone();
@@ -414,7 +424,7 @@ pub async fn reaper(table: Arc<KeptTable>) {
         for k in table.all() {
             if let Some(why) = k.expired(now) {
                 info!(sandbox = %k.id, why, "expired; destroying");
-                k.live.kill().await;
+                k.terminate().await;
             }
         }
     }

@@ -217,7 +217,13 @@ async fn dispatch(
             let info = DaemonStatus {
                 daemon: format!("sandboxd {}", env!("CARGO_PKG_VERSION")),
                 cgroup_version: crate::cgroups::version().as_str().to_string(),
-                sandboxes: daemon.registry.summaries(),
+                // Like every other call, a non-root caller sees only its own sandboxes.
+                sandboxes: daemon
+                    .registry
+                    .summaries()
+                    .into_iter()
+                    .filter(|s| caller.uid == 0 || s.owner_uid == caller.uid)
+                    .collect(),
             };
             let _ = out.send(Response::Status { id, info }).await;
             return;
