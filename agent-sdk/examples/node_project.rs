@@ -8,7 +8,7 @@ use std::error::Error;
 use std::io::Write;
 use std::time::Duration;
 
-use agent_sdk::{Client, Event};
+use agent_sdk::{Client, Event, SandboxBuilder};
 
 const INDEX_JS: &str = r#"let n = 0;
 const timer = setInterval(() => {

@@ -1,5 +1,5 @@
-//! The connection to the daemon: connecting, the hello/welcome handshake, request ids and the
-//! `status` call.
+//! The connection to the daemon: connecting, the hello/welcome handshake, request ids, calls
+//! answered by one frame, and the calls about the daemon as a whole (`status`, `create`, `list`).
 
 use std::fmt;
 use std::path::Path;
@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use sandbox_proto::codec::{read_frame_async, write_frame_async};
 use sandbox_proto::{
-    decode_response, encode, DaemonStatus, ErrorCode, Request, Response, MAX_FRAME_LEN,
-    MAX_OUTPUT_CHUNK, PROTOCOL_VERSION,
+    decode_response, encode, DaemonStatus, ErrorCode, Request, Response, SandboxInfo,
+    MAX_FRAME_LEN, MAX_OUTPUT_CHUNK, PROTOCOL_VERSION,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::UnixStream;
 use tokio::task::AbortHandle;
 
 use crate::router::{read_loop, Router};
-use crate::{Error, RunBuilder};
+use crate::{CreateBuilder, Error, RunBuilder, Sandbox};
 
 /// Room left in a frame for the fields around a stdin chunk.
 const FRAME_OVERHEAD: usize = 64;
@@ -33,6 +33,7 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     daemon: String,
     window: u32,
+    max_frame: usize,
     stdin_chunk: usize,
     reader: AbortHandle,
 }
@@ -89,6 +90,7 @@ impl Client {
                 next_id: AtomicU64::new(1),
                 daemon: welcome.daemon,
                 window: welcome.window,
+                max_frame: welcome.max_frame as usize,
                 stdin_chunk,
                 reader,
             }),
@@ -106,9 +108,41 @@ impl Client {
 
     /// Asks for the daemon's state.
     pub async fn status(&self) -> Result<DaemonStatus, Error> {
+        match self.call(|id| Request::Status { id }).await? {
+            Response::Status { info, .. } => Ok(info),
+            other => Err(unexpected("status", &other)),
+        }
+    }
+
+    /// Starts describing a long-lived sandbox; see [`CreateBuilder`].
+    pub fn create(&self) -> CreateBuilder {
+        CreateBuilder::new(self.clone())
+    }
+
+    /// A handle to the existing sandbox `id` (e.g. one created before a reconnect). Nothing is
+    /// checked until it is used: a sandbox that does not exist, or belongs to another user,
+    /// answers [`ErrorCode::NotFound`].
+    pub fn sandbox(&self, id: impl Into<String>) -> Sandbox {
+        Sandbox::new(self.clone(), id.into())
+    }
+
+    /// The caller's long-lived sandboxes (root: everyone's).
+    pub async fn list(&self) -> Result<Vec<SandboxInfo>, Error> {
+        match self.call(|id| Request::List { id }).await? {
+            Response::Sandboxes { sandboxes, .. } => Ok(sandboxes),
+            other => Err(unexpected("sandboxes", &other)),
+        }
+    }
+
+    /// Sends the request `request(id)` makes and waits for its one answer; the daemon's error
+    /// answer becomes [`Error::Daemon`].
+    pub(crate) async fn call(
+        &self,
+        request: impl FnOnce(u64) -> Request,
+    ) -> Result<Response, Error> {
         let id = self.next_id();
-        let reply = self.inner.router.register_status(id)?;
-        self.inner.router.send(&Request::Status { id })?;
+        let reply = self.inner.router.register_call(id)?;
+        self.inner.router.send(&request(id))?;
         reply.await.map_err(|_| Error::Closed)?
     }
 
@@ -130,6 +164,11 @@ impl Client {
         self.inner.stdin_chunk
     }
 
+    /// The largest frame body the daemon accepts.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.inner.max_frame
+    }
+
     pub(crate) fn router(&self) -> &Router {
         &self.inner.router
     }
@@ -142,6 +181,28 @@ impl fmt::Debug for Client {
             .field("window", &self.inner.window)
             .finish_non_exhaustive()
     }
+}
+
+/// The error for an answer of the wrong kind (`want` names the expected one).
+pub(crate) fn unexpected(want: &str, got: &Response) -> Error {
+    let got = match got {
+        Response::Welcome { .. } => "welcome",
+        Response::Started { .. } => "started",
+        Response::Output { .. } => "output",
+        Response::StdinCredit { .. } => "stdin_credit",
+        Response::Exit { .. } => "exit",
+        Response::Status { .. } => "status",
+        Response::Created { .. } => "created",
+        Response::Done { .. } => "done",
+        Response::Sandboxes { .. } => "sandboxes",
+        Response::Sandbox { .. } => "sandbox",
+        Response::Stats { .. } => "stats",
+        Response::FileData { .. } => "file_data",
+        Response::FileList { .. } => "file_list",
+        Response::FileInfo { .. } => "file_info",
+        Response::Error { .. } => "error",
+    };
+    Error::Protocol(format!("expected a {want} answer, got {got}"))
 }
 
 /// Reads the daemon's answer to hello.

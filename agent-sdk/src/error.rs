@@ -1,5 +1,5 @@
-//! The one error type of the SDK: connecting, the transport, the protocol and the daemon's own
-//! error answers.
+//! The one error type of the SDK: connecting, the transport, the protocol, the daemon's own
+//! error answers, and the host side of file transfers.
 
 use std::io;
 use std::path::PathBuf;
@@ -49,9 +49,47 @@ pub enum Error {
     /// run this call is about has already ended.
     #[error("connection to the daemon closed")]
     Closed,
+    /// A host file or directory of an upload or download could not be read or written.
+    #[error("{op} {}", path.display())]
+    Host {
+        /// The step: `read`, `create`, `write`, `list`, `mkdir`, `symlink`...
+        op: &'static str,
+        /// The host path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Error {
+    /// A host-side failure of step `op` on `path`.
+    pub(crate) fn host(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Host { op, path, source }
+    }
+
+    /// Whether the daemon answered that there is no such sandbox (or one of another user),
+    /// exec, or file: the `not_found` code, or a `file_error` whose file code is `not_found`.
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(ErrorCode::NotFound) || self.file_error_code() == Some("not_found")
+    }
+
+    /// For a `file_error`, its stable file code: the first word of the daemon's message
+    /// (`not_found`, `permission_denied`, `read_only`, `no_space`...).
+    pub fn file_error_code(&self) -> Option<&str> {
+        match self {
+            Error::Daemon {
+                code: ErrorCode::FileError,
+                message,
+            } => message.split_once(':').map(|(code, _)| code.trim()),
+            _ => None,
+        }
+    }
+
     /// The protocol's error code, for errors that carry one.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {

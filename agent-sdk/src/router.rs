@@ -1,5 +1,5 @@
 //! The connection's background reader and writer tasks, and the table that routes every frame
-//! from the daemon to the run (or `status` call) it names.
+//! from the daemon to the stream (run, exec or attach) or the single-answer call it names.
 //!
 //! The reader never awaits anything but the socket: it hands frames to unbounded per-run
 //! channels. That is safe because the daemon sends at most a window of output per stream before
@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use sandbox_proto::codec::{read_frame_async, write_frame_async};
 use sandbox_proto::{
-    decode_response, encode, DaemonStatus, DecodeError, ErrorCode, ExitStatus, FrameError, Request,
-    Response, Stream, MAX_FRAME_LEN,
+    decode_response, encode, DecodeError, ErrorCode, ExitStatus, FrameError, Request, Response,
+    Stream, MAX_FRAME_LEN,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -28,8 +28,12 @@ const MAX_STDIN_PERMITS: usize = u32::MAX as usize;
 /// What the reader hands to a run, in the order the daemon sent it.
 #[derive(Debug)]
 pub(crate) enum Routed {
-    Started(String),
-    Output(Stream, Vec<u8>),
+    Started {
+        sandbox_id: String,
+        exec_id: Option<u64>,
+    },
+    /// A chunk, with its sequence number in the exec's log (execs and attaches only).
+    Output(Stream, Vec<u8>, Option<u64>),
     Exit(ExitStatus),
     Error(Error),
 }
@@ -43,11 +47,14 @@ pub(crate) struct RunShared {
     buffered: [AtomicU64; 2],
     /// Stdin bytes the daemon will still accept.
     pub(crate) stdin: Semaphore,
+    /// A one-shot run, killed when its handle goes; an exec (or attach) goes on.
+    kill_on_abandon: bool,
 }
 
 impl RunShared {
-    fn new(stdin_window: u32) -> Self {
+    fn new(stdin_window: u32, kill_on_abandon: bool) -> Self {
         RunShared {
+            kill_on_abandon,
             done: AtomicBool::new(false),
             buffered: [AtomicU64::new(0), AtomicU64::new(0)],
             stdin: Semaphore::new(stdin_window as usize),
@@ -110,12 +117,15 @@ enum Slot {
     Live {
         tx: mpsc::UnboundedSender<Routed>,
         shared: Arc<RunShared>,
+        /// Its `started` arrived.
+        started: bool,
     },
     /// The handle is gone before the exit: output is credited and dropped until the exit.
     Draining,
 }
 
-type StatusReply = oneshot::Sender<Result<DaemonStatus, Error>>;
+/// Where the one answer to a request goes.
+pub(crate) type Reply = oneshot::Sender<Result<Response, Error>>;
 
 #[derive(Debug, Default)]
 struct Table {
@@ -123,7 +133,8 @@ struct Table {
     /// The daemon's last connection-level error: why the connection ends, if it then does.
     last_error: Option<Loss>,
     runs: HashMap<u64, Slot>,
-    statuses: HashMap<u64, StatusReply>,
+    /// Requests answered by exactly one frame (`status`, `create`, `inspect`, the file calls...).
+    calls: HashMap<u64, Reply>,
 }
 
 /// The routing table and the queue of frames for the writer task.
@@ -166,43 +177,47 @@ impl Router {
         self.frames.send(frame).map_err(|_| Error::Closed)
     }
 
-    /// Registers run `id` before its `Run` request is sent.
+    /// Registers stream `id` before its `run`, `exec` or `attach` request is sent. `kill`: the
+    /// command is killed if the stream is abandoned (one-shot runs).
     pub(crate) fn register_run(
         &self,
         id: u64,
+        kill: bool,
     ) -> Result<(Arc<RunShared>, mpsc::UnboundedReceiver<Routed>), Error> {
         let mut t = self.table();
         if t.lost.is_some() {
             return Err(Error::Closed);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(RunShared::new(self.window));
+        let shared = Arc::new(RunShared::new(self.window, kill));
         t.runs.insert(
             id,
             Slot::Live {
                 tx,
                 shared: Arc::clone(&shared),
+                started: false,
             },
         );
         Ok((shared, rx))
     }
 
-    /// Registers status request `id` before it is sent.
-    pub(crate) fn register_status(
+    /// Registers request `id`, answered by a single frame, before it is sent.
+    pub(crate) fn register_call(
         &self,
         id: u64,
-    ) -> Result<oneshot::Receiver<Result<DaemonStatus, Error>>, Error> {
+    ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
         let mut t = self.table();
         if t.lost.is_some() {
             return Err(Error::Closed);
         }
         let (tx, rx) = oneshot::channel();
-        t.statuses.insert(id, tx);
+        t.calls.insert(id, tx);
         Ok(rx)
     }
 
-    /// The handle of run `id` is gone. A run still going is killed with SIGKILL, and the
-    /// output it had in flight is credited so the daemon can reach its exit.
+    /// The handle of stream `id` is gone. A stream still going is drained: the output it had
+    /// in flight and all later output is credited and dropped, so the daemon can reach its
+    /// exit. A one-shot run is killed with SIGKILL first; an exec goes on.
     pub(crate) fn release(&self, id: u64) {
         let mut t = self.table();
         if t.lost.is_some() {
@@ -220,7 +235,9 @@ impl Router {
             self.credit(id, stream, bytes);
         }
         shared.finish();
-        let _ = self.queue(&Request::Kill { id, signal: 9 });
+        if shared.kill_on_abandon {
+            let _ = self.queue(&Request::Kill { id, signal: 9 });
+        }
         t.runs.insert(id, Slot::Draining);
     }
 
@@ -239,13 +256,32 @@ impl Router {
     /// Routes one message; returns why the connection is over if it is.
     fn dispatch(&self, resp: Response) -> Option<Loss> {
         let mut t = self.table();
+        if let Some(id) = call_answer_id(&resp) {
+            if let Some(reply) = t.calls.remove(&id) {
+                let _ = reply.send(Ok(resp));
+            }
+            return None;
+        }
         match resp {
-            Response::Started { id, sandbox_id } => {
-                if let Some(Slot::Live { tx, .. }) = t.runs.get(&id) {
-                    let _ = tx.send(Routed::Started(sandbox_id));
+            Response::Started {
+                id,
+                sandbox_id,
+                exec_id,
+            } => {
+                if let Some(Slot::Live { tx, started, .. }) = t.runs.get_mut(&id) {
+                    *started = true;
+                    let _ = tx.send(Routed::Started {
+                        sandbox_id,
+                        exec_id,
+                    });
                 }
             }
-            Response::Output { id, stream, data } => self.output(&mut t, id, stream, data),
+            Response::Output {
+                id,
+                stream,
+                data,
+                seq,
+            } => self.output(&mut t, id, stream, data, seq),
             Response::StdinCredit { id, bytes } => {
                 if let Some(Slot::Live { shared, .. }) = t.runs.get(&id) {
                     let room = MAX_STDIN_PERMITS.saturating_sub(shared.stdin.available_permits());
@@ -253,14 +289,9 @@ impl Router {
                 }
             }
             Response::Exit { id, status } => {
-                if let Some(Slot::Live { tx, shared }) = t.runs.remove(&id) {
+                if let Some(Slot::Live { tx, shared, .. }) = t.runs.remove(&id) {
                     shared.finish();
                     let _ = tx.send(Routed::Exit(status));
-                }
-            }
-            Response::Status { id, info } => {
-                if let Some(reply) = t.statuses.remove(&id) {
-                    let _ = reply.send(Ok(info));
                 }
             }
             Response::Error {
@@ -270,13 +301,41 @@ impl Router {
             } => {
                 let err = Error::Daemon { code, message };
                 if let Some(slot) = t.runs.remove(&id) {
-                    if let Slot::Live { tx, shared } = slot {
+                    if let Slot::Live { tx, shared, .. } = slot {
                         shared.finish();
                         let _ = tx.send(Routed::Error(err));
                     }
-                } else if let Some(reply) = t.statuses.remove(&id) {
+                } else if let Some(reply) = t.calls.remove(&id) {
                     let _ = reply.send(Err(err));
                 }
+            }
+            // An older daemon cannot tell which request it did not know, so it names none. Only
+            // the newer requests can be unknown, and each is either a call or a stream not yet
+            // started: those fail (rather than wait forever); started streams go on.
+            Response::Error {
+                id: None,
+                code: code @ ErrorCode::UnknownRequest,
+                message,
+            } => {
+                let err = || Error::Daemon {
+                    code,
+                    message: format!("{message} (the daemon is older than this client)"),
+                };
+                for (_, reply) in t.calls.drain() {
+                    let _ = reply.send(Err(err()));
+                }
+                t.runs.retain(|_, slot| match slot {
+                    Slot::Live {
+                        tx,
+                        shared,
+                        started: false,
+                    } => {
+                        shared.finish();
+                        let _ = tx.send(Routed::Error(err()));
+                        false
+                    }
+                    _ => true,
+                });
             }
             // A connection-level error does not end the connection by itself (the daemon
             // closes it when it must); it is what pending runs get if the connection then ends.
@@ -296,17 +355,27 @@ impl Router {
             Response::Welcome { .. } => {
                 return Some(Loss::Protocol("the daemon sent a second welcome".into()));
             }
+            // Single answers, routed above.
+            Response::Status { .. }
+            | Response::Created { .. }
+            | Response::Done { .. }
+            | Response::Sandboxes { .. }
+            | Response::Sandbox { .. }
+            | Response::Stats { .. }
+            | Response::FileData { .. }
+            | Response::FileList { .. }
+            | Response::FileInfo { .. } => {}
         }
         None
     }
 
-    fn output(&self, t: &mut Table, id: u64, stream: Stream, data: Vec<u8>) {
+    fn output(&self, t: &mut Table, id: u64, stream: Stream, data: Vec<u8>, seq: Option<u64>) {
         let bytes = data.len() as u64;
         match t.runs.get(&id) {
-            Some(Slot::Live { tx, shared }) => {
+            Some(Slot::Live { tx, shared, .. }) => {
                 let pending = shared.buffered(stream).fetch_add(bytes, Ordering::AcqRel) + bytes;
                 if pending <= u64::from(self.window) {
-                    let _ = tx.send(Routed::Output(stream, data));
+                    let _ = tx.send(Routed::Output(stream, data, seq));
                     return;
                 }
                 // The daemon ignored flow control: end the run rather than buffer without bound.
@@ -325,8 +394,8 @@ impl Router {
         }
     }
 
-    /// The connection is over: every pending run and status call gets `loss`, and every later
-    /// call fails with [`Error::Closed`].
+    /// The connection is over: every pending stream and call gets `loss`, and every later
+    /// request fails with [`Error::Closed`].
     fn lose(&self, loss: Loss) {
         let mut t = self.table();
         if t.lost.is_some() {
@@ -337,15 +406,37 @@ impl Router {
             (loss, _) => loss,
         };
         for (_, slot) in t.runs.drain() {
-            if let Slot::Live { tx, shared } = slot {
+            if let Slot::Live { tx, shared, .. } = slot {
                 shared.finish();
                 let _ = tx.send(Routed::Error(loss.to_error()));
             }
         }
-        for (_, reply) in t.statuses.drain() {
+        for (_, reply) in t.calls.drain() {
             let _ = reply.send(Err(loss.to_error()));
         }
         t.lost = Some(loss);
+    }
+}
+
+/// The id of a response that is the single answer to a request, or `None` for frames of a
+/// stream and connection-level messages.
+fn call_answer_id(resp: &Response) -> Option<u64> {
+    match resp {
+        Response::Status { id, .. }
+        | Response::Created { id, .. }
+        | Response::Done { id }
+        | Response::Sandboxes { id, .. }
+        | Response::Sandbox { id, .. }
+        | Response::Stats { id, .. }
+        | Response::FileData { id, .. }
+        | Response::FileList { id, .. }
+        | Response::FileInfo { id, .. } => Some(*id),
+        Response::Welcome { .. }
+        | Response::Started { .. }
+        | Response::Output { .. }
+        | Response::StdinCredit { .. }
+        | Response::Exit { .. }
+        | Response::Error { .. } => None,
     }
 }
 

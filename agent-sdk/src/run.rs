@@ -1,18 +1,21 @@
 //! One run: describing it ([`RunBuilder`]), starting it, and driving it through its events,
-//! stdin and signals ([`Run`]).
+//! stdin and signals ([`Run`]). A [`Run`] is also the handle of an exec in a long-lived sandbox,
+//! and of an attach to one.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sandbox_proto::{ExitStatus, Mount, Request, Rootfs, RunSpec, Stream};
+use sandbox_proto::{ExitStatus, Request, RunSpec, Stream};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::router::{Routed, RunShared};
+use crate::spec::{millis, sealed};
 use crate::{Client, Error};
 
-/// Describes a run; mirrors the flags of `sandboxctl run`. Unset limits take the daemon's
-/// defaults.
+/// Describes a run; mirrors the flags of `sandboxctl run`. The sandbox settings (limits, rootfs,
+/// mounts, env, hostname) come from [`SandboxBuilder`](crate::SandboxBuilder). Unset limits take
+/// the daemon's defaults.
 #[derive(Debug)]
 pub struct RunBuilder {
     client: Client,
@@ -30,81 +33,15 @@ impl RunBuilder {
         }
     }
 
-    /// Memory limit in bytes.
-    pub fn memory(mut self, bytes: u64) -> Self {
-        self.spec.limits.memory = Some(bytes);
-        self
-    }
-
-    /// Most processes and threads at once.
-    pub fn pids(mut self, max: u64) -> Self {
-        self.spec.limits.pids = Some(max);
-        self
-    }
-
-    /// CPU quota as a number of CPUs (0.5 = half of one).
-    pub fn cpus(mut self, cpus: f64) -> Self {
-        self.spec.limits.cpus = Some(cpus);
-        self
-    }
-
     /// Wall-clock limit; the sandbox is killed when it passes. Rounded up to whole milliseconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        let ms = timeout.as_nanos().div_ceil(1_000_000);
-        self.spec.limits.timeout_ms = Some(u64::try_from(ms).unwrap_or(u64::MAX));
-        self
-    }
-
-    /// Size of the `/workspace` tmpfs in bytes.
-    pub fn workspace_size(mut self, bytes: u64) -> Self {
-        self.spec.limits.workspace_size = Some(bytes);
-        self
-    }
-
-    /// Use the host's `/usr`, `/bin`, `/lib*` and a curated `/etc`, read-only (the default).
-    pub fn rootfs_host(mut self) -> Self {
-        self.spec.rootfs = Rootfs::Host;
-        self
-    }
-
-    /// Use the host directory `path` (absolute), read-only, as `/`.
-    pub fn rootfs_path(mut self, path: impl Into<String>) -> Self {
-        self.spec.rootfs = Rootfs::Path { path: path.into() };
-        self
-    }
-
-    /// Binds the host directory `host` at `sandbox` (both absolute).
-    pub fn mount(
-        mut self,
-        host: impl Into<String>,
-        sandbox: impl Into<String>,
-        read_only: bool,
-    ) -> Self {
-        self.spec.mounts.push(Mount {
-            host: host.into(),
-            sandbox: sandbox.into(),
-            read_only,
-        });
-        self
-    }
-
-    /// Sets an environment variable for the command.
-    pub fn env(mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
-        self.spec
-            .env
-            .push(format!("{}={}", key.as_ref(), value.as_ref()));
+        self.spec.limits.timeout_ms = Some(millis(timeout));
         self
     }
 
     /// Working directory inside the sandbox (absolute; default `/workspace`).
     pub fn cwd(mut self, dir: impl Into<String>) -> Self {
         self.spec.cwd = Some(dir.into());
-        self
-    }
-
-    /// Hostname inside the sandbox (default: the sandbox id).
-    pub fn hostname(mut self, name: impl Into<String>) -> Self {
-        self.spec.hostname = Some(name.into());
         self
     }
 
@@ -123,39 +60,12 @@ impl RunBuilder {
     /// Sends the run and waits until the sandbox has started (or the daemon refused it).
     pub async fn start(self) -> Result<Run, Error> {
         let RunBuilder { client, spec } = self;
-        let id = client.next_id();
-        let (shared, rx) = client.router().register_run(id)?;
-        let stdin = spec.stdin;
-        // From here on, dropping `run` (also by cancelling this future) kills the run.
-        let mut run = Run {
-            client,
-            id,
-            sandbox_id: String::new(),
-            rx,
-            shared,
-            stdin: Arc::new(Mutex::new(if stdin {
-                StdinState::Open
-            } else {
-                StdinState::Disabled
-            })),
-            finished: false,
-            exit: None,
+        let opening = Opening {
+            kill_on_drop: true,
+            stdin: spec.stdin,
+            from_seq: 0,
         };
-        run.client.router().send(&Request::Run { id, spec })?;
-        match run.rx.recv().await {
-            Some(Routed::Started(sandbox_id)) => {
-                run.sandbox_id = sandbox_id;
-                Ok(run)
-            }
-            Some(Routed::Error(err)) => {
-                run.finished = true;
-                Err(err)
-            }
-            Some(other) => Err(Error::Protocol(format!(
-                "expected the run to start, got {other:?}"
-            ))),
-            None => Err(Error::Closed),
-        }
+        Run::open(client, opening, |id| Request::Run { id, spec }).await
     }
 
     /// Starts the run and collects all of its output. Stdin, if enabled, is closed at once.
@@ -164,6 +74,23 @@ impl RunBuilder {
         run.close_stdin().await?;
         run.output().await
     }
+}
+
+impl sealed::Sealed for RunBuilder {
+    fn fields(&mut self) -> sealed::Fields<'_> {
+        sealed::Fields::of_run(&mut self.spec)
+    }
+}
+
+/// How a stream is opened.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Opening {
+    /// A one-shot run: killed when its handle is dropped early. An exec goes on.
+    pub(crate) kill_on_drop: bool,
+    /// The caller may write stdin.
+    pub(crate) stdin: bool,
+    /// The first sequence number expected (attach).
+    pub(crate) from_seq: u64,
 }
 
 /// Something that happened to a run.
@@ -197,11 +124,20 @@ enum StdinState {
     Closed,
 }
 
-/// A started run. Dropping it before its exit arrived kills it (SIGKILL).
+/// A started run, exec or attach.
+///
+/// Dropping the handle of a one-shot run before its exit arrived kills the run (SIGKILL). Dropping
+/// the handle of an exec does not: the exec goes on (end it with [`Run::kill`] or
+/// [`crate::Sandbox::signal`]), its stdin is closed if it was open, and its output stays in the
+/// exec's log for [`crate::Sandbox::attach`]. Dropping an attach only stops following.
 pub struct Run {
     client: Client,
     id: u64,
     sandbox_id: String,
+    exec_id: Option<u64>,
+    /// One past the last output sequence number taken.
+    next_seq: u64,
+    kill_on_drop: bool,
     rx: mpsc::UnboundedReceiver<Routed>,
     shared: Arc<RunShared>,
     /// Serializes stdin writers so chunks keep their order.
@@ -212,9 +148,80 @@ pub struct Run {
 }
 
 impl Run {
+    /// Registers a stream, sends the request `request(id)` makes and waits for its `started`.
+    pub(crate) async fn open(
+        client: Client,
+        opening: Opening,
+        request: impl FnOnce(u64) -> Request,
+    ) -> Result<Run, Error> {
+        let id = client.next_id();
+        let (shared, rx) = client.router().register_run(id, opening.kill_on_drop)?;
+        // From here on, dropping `run` (also by cancelling this future) releases the stream.
+        let mut run = Run {
+            client,
+            id,
+            sandbox_id: String::new(),
+            exec_id: None,
+            next_seq: opening.from_seq,
+            kill_on_drop: opening.kill_on_drop,
+            rx,
+            shared,
+            stdin: Arc::new(Mutex::new(if opening.stdin {
+                StdinState::Open
+            } else {
+                StdinState::Disabled
+            })),
+            finished: false,
+            exit: None,
+        };
+        run.client.router().send(&request(id))?;
+        match run.rx.recv().await {
+            Some(Routed::Started {
+                sandbox_id,
+                exec_id,
+            }) => {
+                run.sandbox_id = sandbox_id;
+                run.exec_id = exec_id;
+                Ok(run)
+            }
+            Some(Routed::Error(err)) => {
+                run.finished = true;
+                Err(err)
+            }
+            Some(other) => Err(Error::Protocol(format!(
+                "expected the run to start, got {other:?}"
+            ))),
+            None => Err(Error::Closed),
+        }
+    }
+
     /// The sandbox's name (also its hostname unless the spec set one).
     pub fn sandbox_id(&self) -> &str {
         &self.sandbox_id
+    }
+
+    /// The exec's id within its sandbox, for an exec or an attach; `None` for a one-shot run.
+    pub fn exec_id(&self) -> Option<u64> {
+        self.exec_id
+    }
+
+    /// One past the sequence number of the last output chunk taken from
+    /// [`Run::next_event`] (for an attach that has taken nothing yet: its `from_seq`). Attach
+    /// again from here to go on without losing or repeating output.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Changes the terminal size of a tty exec. A no-op once the exec has ended.
+    pub async fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        if self.shared.is_done() {
+            return Ok(());
+        }
+        self.client.router().send(&Request::Resize {
+            id: self.id,
+            rows,
+            cols,
+        })
     }
 
     /// The next output chunk, or the run's end. `None` after [`Event::Exit`] or
@@ -228,8 +235,11 @@ impl Run {
             // loses no event.
             let routed = self.rx.recv().await;
             return Some(match routed {
-                Some(Routed::Output(stream, data)) => {
+                Some(Routed::Output(stream, data, seq)) => {
                     self.credit(stream, data.len());
+                    if let Some(seq) = seq {
+                        self.next_seq = self.next_seq.max(seq.saturating_add(1));
+                    }
                     match stream {
                         Stream::Stdout => Event::Stdout(data),
                         Stream::Stderr => Event::Stderr(data),
@@ -245,7 +255,7 @@ impl Run {
                     Event::Error(err)
                 }
                 // A repeated `started` carries nothing new.
-                Some(Routed::Started(_)) => continue,
+                Some(Routed::Started { .. }) => continue,
                 None => {
                     self.finished = true;
                     Event::Error(Error::Closed)
@@ -290,7 +300,8 @@ impl Run {
         }
     }
 
-    /// Sends `signal` to the command (9 ends the whole sandbox). A no-op once the run has ended.
+    /// Sends `signal` to the command (for a one-shot run 9 ends the whole sandbox; for an exec
+    /// it reaches the exec's process group). A no-op once the run has ended.
     pub async fn kill(&self, signal: i32) -> Result<(), Error> {
         if self.shared.is_done() {
             return Ok(());
@@ -323,6 +334,18 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
+        // An exec outlives its handle; nobody could ever close its stdin after this.
+        if !self.kill_on_drop && !self.shared.is_done() {
+            if let Ok(mut state) = self.stdin.try_lock() {
+                if *state == StdinState::Open {
+                    *state = StdinState::Closed;
+                    let _ = self
+                        .client
+                        .router()
+                        .send(&Request::CloseStdin { id: self.id });
+                }
+            }
+        }
         self.client.router().release(self.id);
     }
 }
@@ -332,6 +355,8 @@ impl fmt::Debug for Run {
         f.debug_struct("Run")
             .field("id", &self.id)
             .field("sandbox_id", &self.sandbox_id)
+            .field("exec_id", &self.exec_id)
+            .field("next_seq", &self.next_seq)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
     }

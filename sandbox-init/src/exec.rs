@@ -138,10 +138,9 @@ fn child(
     ] {
         caps::clear(None, set).map_err(|e| (126, format!("clearing capabilities: {e}")))?;
     }
+    // The seccomp filters came with the fork from init; no_new_privs keeps exec from gaining
+    // anything (and is what lets an unprivileged process keep filters across exec).
     nix::sys::prctl::set_no_new_privs().map_err(fail("no_new_privs"))?;
-    for filter in &config.seccomp {
-        install_seccomp(filter).map_err(fail("seccomp"))?;
-    }
     // SAFETY: close_range only closes descriptors; every fd above 2 is given up here and no
     // object that owns one of them is used before execve.
     Errno::result(unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) })
@@ -149,6 +148,13 @@ fn child(
     let e = nix::unistd::execve(&cpath, &args, &env).unwrap_err();
     let code = if e == Errno::ENOENT { 127 } else { 126 };
     Err((code, format!("{path}: {e}")))
+}
+
+/// Installs every filter of `config` on the calling (single-threaded) process. Init holds
+/// CAP_SYS_ADMIN in the sandbox's user namespace, which seccomp accepts instead of
+/// no_new_privs.
+pub fn install_seccomp_all(config: &InitConfig) -> nix::Result<()> {
+    config.seccomp.iter().try_for_each(|f| install_seccomp(f))
 }
 
 fn install_seccomp(filter: &[BpfInsn]) -> nix::Result<()> {

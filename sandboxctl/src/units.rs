@@ -1,7 +1,7 @@
 //! Sizes (`64M`, `1GiB`) and durations (`500ms`, `2m`, `1.5`) as the command line writes them,
-//! parsed and printed.
+//! parsed and printed; ages as tables show them.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Binary multipliers by suffix, lower-cased.
 const SIZE_SUFFIXES: &[(&str, u64)] = &[
@@ -116,6 +116,24 @@ pub fn format_millis(ms: u64) -> String {
     }
 }
 
+/// An age in its largest whole unit, as `ls` shows it: `42s`, `5m`, `3h`, `2d`.
+pub fn format_age(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// Now, in milliseconds since the epoch (0 if the clock is before it).
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +231,21 @@ mod tests {
         ] {
             assert_eq!(format_millis(ms), text);
             assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)));
+        }
+    }
+
+    #[test]
+    fn ages() {
+        for (ms, text) in [
+            (0, "0s"),
+            (59_999, "59s"),
+            (60_000, "1m"),
+            (3_599_000, "59m"),
+            (3_600_000, "1h"),
+            (47 * 3_600_000, "47h"),
+            (48 * 3_600_000, "2d"),
+        ] {
+            assert_eq!(format_age(ms), text);
         }
     }
 

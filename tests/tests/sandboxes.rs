@@ -12,7 +12,10 @@ use sandbox_tests::{bin, require_root, scaled, TestDaemon};
 
 async fn stdout_of(sb: &Sandbox, argv: &[&str]) -> (String, Option<i32>) {
     let out = sb.exec(argv.iter().copied()).output().await.unwrap();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code)
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code,
+    )
 }
 
 #[tokio::test]
@@ -24,7 +27,8 @@ async fn a_hundred_execs_and_ten_at_once() {
     let c = d.client().await;
     let sb = c.create().create().await.unwrap();
     for i in 0..100 {
-        let (out, code) = stdout_of(&sb, &["sh", "-c", &format!("echo run {i}; exit {}", i % 7)]).await;
+        let (out, code) =
+            stdout_of(&sb, &["sh", "-c", &format!("echo run {i}; exit {}", i % 7)]).await;
         assert_eq!(out, format!("run {i}\n"));
         assert_eq!(code, Some(i % 7));
     }
@@ -34,11 +38,21 @@ async fn a_hundred_execs_and_ten_at_once() {
     for i in 0..10 {
         let sb = sb.clone();
         let script = format!("touch /tmp/up{i}; while [ $(ls /tmp | grep -c ^up) -lt 10 ]; do sleep 0.05; done; echo done {i}");
-        tasks.push(tokio::spawn(async move { sb.exec(["sh", "-c", script.as_str()]).timeout(scaled(Duration::from_secs(20))).output().await }));
+        tasks.push(tokio::spawn(async move {
+            sb.exec(["sh", "-c", script.as_str()])
+                .timeout(scaled(Duration::from_secs(20)))
+                .output()
+                .await
+        }));
     }
     for (i, t) in tasks.into_iter().enumerate() {
         let out = t.await.unwrap().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("done {i}\n"), "{:?}", out.status);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("done {i}\n"),
+            "{:?}",
+            out.status
+        );
     }
     let info = sb.inspect().await.unwrap();
     assert_eq!(info.execs.len(), 110);
@@ -63,8 +77,13 @@ async fn files_round_trip_and_cannot_escape() {
         x ^= x << 17;
         *b = x as u8;
     }
-    sb.write_file("/workspace/big.bin", &data, 0o644).await.unwrap();
-    assert_eq!(sb.read_file("/workspace/big.bin").await.unwrap() == data, true);
+    sb.write_file("/workspace/big.bin", &data, 0o644)
+        .await
+        .unwrap();
+    assert_eq!(
+        sb.read_file("/workspace/big.bin").await.unwrap() == data,
+        true
+    );
     let (size, _) = stdout_of(&sb, &["sh", "-c", "stat -c %s /workspace/big.bin"]).await;
     assert_eq!(size.trim(), (50u64 << 20).to_string());
     // Inside, the file belongs to the sandbox's root.
@@ -76,19 +95,38 @@ async fn files_round_trip_and_cannot_escape() {
     std::fs::write(&secret, b"host secret").unwrap();
     let plant = format!("ln -s {secret} /workspace/evil && ln -s ../../../../../.. /workspace/up && ln -s /etc/shadow /workspace/shadow");
     assert_eq!(stdout_of(&sb, &["sh", "-c", &plant]).await.1, Some(0));
-    for path in ["/workspace/evil", "/workspace/shadow", &format!("/workspace/up{secret}")] {
+    for path in [
+        "/workspace/evil",
+        "/workspace/shadow",
+        &format!("/workspace/up{secret}"),
+    ] {
         let r = sb.read_file(path).await;
-        assert!(r.as_ref().map(|b| !b.starts_with(b"host secret")).unwrap_or(true), "{path} read the host: {r:?}");
+        assert!(
+            r.as_ref()
+                .map(|b| !b.starts_with(b"host secret"))
+                .unwrap_or(true),
+            "{path} read the host: {r:?}"
+        );
         assert!(r.is_err(), "{path}: {r:?}");
     }
-    let w = sb.write_file(&format!("/workspace/up{secret}-written"), b"x", 0o644).await;
+    let w = sb
+        .write_file(&format!("/workspace/up{secret}-written"), b"x", 0o644)
+        .await;
     assert!(w.is_err());
-    assert!(!std::path::Path::new(&format!("{secret}-written")).exists(), "a write escaped the sandbox");
+    assert!(
+        !std::path::Path::new(&format!("{secret}-written")).exists(),
+        "a write escaped the sandbox"
+    );
     assert_eq!(std::fs::read(&secret).unwrap(), b"host secret");
     let _ = std::fs::remove_file(&secret);
     // list and stat see the symlinks as symlinks.
     let entries = sb.list("/workspace").await.unwrap();
-    assert!(entries.iter().any(|e| e.path.ends_with("evil") && e.kind == agent_sdk::FileKind::Symlink), "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.path.ends_with("evil") && e.kind == agent_sdk::FileKind::Symlink),
+        "{entries:?}"
+    );
     sb.destroy().await.unwrap();
     d.assert_no_leaks().await;
 }
@@ -99,24 +137,53 @@ async fn cp_copies_a_directory_in_and_out() {
         return;
     }
     let d = TestDaemon::start();
-    let id = String::from_utf8(d.sandboxctl().args(["create"]).output().unwrap().stdout).unwrap().trim().to_string();
+    let id = String::from_utf8(d.sandboxctl().args(["create"]).output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     assert_eq!(id.len(), 12, "create printed {id:?}");
     let src = d.dir.join("tree");
     std::fs::create_dir_all(src.join("a/b")).unwrap();
     std::fs::write(src.join("top.txt"), b"top").unwrap();
-    std::fs::write(src.join("a/b/deep.bin"), (0..=255u8).cycle().take(100_000).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        src.join("a/b/deep.bin"),
+        (0..=255u8).cycle().take(100_000).collect::<Vec<_>>(),
+    )
+    .unwrap();
     let ok = |args: &[&str]| {
         let out = d.sandboxctl().args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     };
-    ok(&["cp", src.to_str().unwrap(), &format!("{id}:/workspace/tree")]);
-    let out = ok(&["exec", &id, "--", "sh", "-c", "cat /workspace/tree/top.txt; wc -c < /workspace/tree/a/b/deep.bin"]);
+    ok(&[
+        "cp",
+        src.to_str().unwrap(),
+        &format!("{id}:/workspace/tree"),
+    ]);
+    let out = ok(&[
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "cat /workspace/tree/top.txt; wc -c < /workspace/tree/a/b/deep.bin",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "top100000\n");
     let back = d.dir.join("back");
-    ok(&["cp", &format!("{id}:/workspace/tree"), back.to_str().unwrap()]);
+    ok(&[
+        "cp",
+        &format!("{id}:/workspace/tree"),
+        back.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(back.join("top.txt")).unwrap(), b"top");
-    assert_eq!(std::fs::read(back.join("a/b/deep.bin")).unwrap(), std::fs::read(src.join("a/b/deep.bin")).unwrap());
+    assert_eq!(
+        std::fs::read(back.join("a/b/deep.bin")).unwrap(),
+        std::fs::read(src.join("a/b/deep.bin")).unwrap()
+    );
     ok(&["rm", "-f", &id]);
     d.assert_no_leaks().await;
 }
@@ -132,7 +199,14 @@ async fn reattach_replays_from_zero_then_follows() {
     // A client starts a slow exec and is killed mid-way.
     let mut child = d
         .sandboxctl()
-        .args(["exec", sb.id(), "--", "sh", "-c", "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.3; done"])
+        .args([
+            "exec",
+            sb.id(),
+            "--",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.3; done",
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -142,7 +216,14 @@ async fn reattach_replays_from_zero_then_follows() {
     child.kill().unwrap();
     let _ = child.wait();
     // The exec went on; attaching from sequence 0 replays everything, then follows live.
-    let exec_id = sb.inspect().await.unwrap().execs.last().expect("the exec").exec_id;
+    let exec_id = sb
+        .inspect()
+        .await
+        .unwrap()
+        .execs
+        .last()
+        .expect("the exec")
+        .exec_id;
     let mut run = sb.attach(exec_id, 0).await.unwrap();
     let mut text = String::new();
     let status = loop {
@@ -174,7 +255,12 @@ async fn another_uid_cannot_see_or_touch_a_sandbox() {
     let d = TestDaemon::start();
     let as_uid = |uid: u32, args: &[&str]| {
         std::process::Command::new("setpriv")
-            .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--groups=0".into(), "--".into()])
+            .args([
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--groups=0".into(),
+                "--".into(),
+            ])
             .arg(bin("sandboxctl"))
             .arg("--socket")
             .arg(&d.socket)
@@ -183,24 +269,48 @@ async fn another_uid_cannot_see_or_touch_a_sandbox() {
             .unwrap()
     };
     let out = as_uid(4242, &["create"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     // The owner sees it and uses it.
     assert!(String::from_utf8_lossy(&as_uid(4242, &["ls"]).stdout).contains(&id));
-    assert_eq!(String::from_utf8_lossy(&as_uid(4242, &["exec", &id, "--", "echo", "mine"]).stdout), "mine\n");
+    assert_eq!(
+        String::from_utf8_lossy(&as_uid(4242, &["exec", &id, "--", "echo", "mine"]).stdout),
+        "mine\n"
+    );
     // Another uid: not in its list, and every call says "not found", as for an unknown id.
     assert!(!String::from_utf8_lossy(&as_uid(4343, &["ls"]).stdout).contains(&id));
-    for args in [vec!["inspect", &id], vec!["exec", &id, "--", "true"], vec!["rm", "-f", &id], vec!["stats", &id]] {
+    for args in [
+        vec!["inspect", &id],
+        vec!["exec", &id, "--", "true"],
+        vec!["rm", "-f", &id],
+        vec!["stats", &id],
+    ] {
         let out = as_uid(4343, &args);
         assert!(!out.status.success(), "{args:?} succeeded for another uid");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not_found") || err.contains("not found"), "{args:?}: {err}");
+        assert!(
+            err.contains("not_found") || err.contains("not found"),
+            "{args:?}: {err}"
+        );
     }
-    let out = as_uid(4343, &["cp", &format!("{id}:/etc/hostname"), "/tmp/x-should-not-exist"]);
+    let out = as_uid(
+        4343,
+        &[
+            "cp",
+            &format!("{id}:/etc/hostname"),
+            "/tmp/x-should-not-exist",
+        ],
+    );
     assert!(!out.status.success());
     // Root sees all.
     let all = d.client().await.list().await.unwrap();
-    assert!(all.iter().any(|s| s.sandbox_id == id && s.owner_uid == 4242));
+    assert!(all
+        .iter()
+        .any(|s| s.sandbox_id == id && s.owner_uid == 4242));
     assert!(as_uid(4242, &["rm", "-f", &id]).status.success());
     d.assert_no_leaks().await;
 }
@@ -212,8 +322,18 @@ async fn ttl_and_idle_timeout_destroy_the_sandbox() {
     }
     let d = TestDaemon::start();
     let c = d.client().await;
-    let ttl = c.create().ttl(Duration::from_millis(800)).create().await.unwrap();
-    let idle = c.create().idle_timeout(Duration::from_millis(800)).create().await.unwrap();
+    let ttl = c
+        .create()
+        .ttl(Duration::from_millis(800))
+        .create()
+        .await
+        .unwrap();
+    let idle = c
+        .create()
+        .idle_timeout(Duration::from_millis(800))
+        .create()
+        .await
+        .unwrap();
     let kept = c.create().create().await.unwrap();
     // Activity does not save a sandbox from its TTL.
     for _ in 0..3 {
@@ -222,9 +342,18 @@ async fn ttl_and_idle_timeout_destroy_the_sandbox() {
     }
     let deadline = std::time::Instant::now() + scaled(Duration::from_secs(10));
     loop {
-        let ids: Vec<String> = c.list().await.unwrap().into_iter().map(|s| s.sandbox_id).collect();
+        let ids: Vec<String> = c
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.sandbox_id)
+            .collect();
         if !ids.contains(&ttl.id().to_string()) && !ids.contains(&idle.id().to_string()) {
-            assert!(ids.contains(&kept.id().to_string()), "a sandbox without limits went too");
+            assert!(
+                ids.contains(&kept.id().to_string()),
+                "a sandbox without limits went too"
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "still there: {ids:?}");
@@ -243,7 +372,16 @@ async fn pty_exec_has_a_terminal_that_resizes() {
     let d = TestDaemon::start();
     let c = d.client().await;
     let sb = c.create().create().await.unwrap();
-    let mut run = sb.exec(["sh", "-c", "tty; stty size; read line; stty size; echo got:$line"]).tty(24, 80).start().await.unwrap();
+    let mut run = sb
+        .exec([
+            "sh",
+            "-c",
+            "tty; stty size; read line; stty size; echo got:$line",
+        ])
+        .tty(24, 80)
+        .start()
+        .await
+        .unwrap();
     let mut seen = String::new();
     let mut resized = false;
     let status = loop {
@@ -283,7 +421,10 @@ async fn init_cannot_be_replaced_from_inside() {
                   ls -l /proc/1/fd >/dev/null 2>&1; echo fds=$?; head -c1 /proc/1/mem >/dev/null 2>&1; echo mem=$?";
     let (out, _) = stdout_of(&sb, &["sh", "-c", script]).await;
     for line in ["write=", "read=", "fds=", "mem="] {
-        let v = out.lines().find_map(|l| l.strip_prefix(line)).unwrap_or_else(|| panic!("{out}"));
+        let v = out
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or_else(|| panic!("{out}"));
         assert_ne!(v, "0", "{line} succeeded: {out}");
     }
     // init still serves execs, and the host's binary is untouched.

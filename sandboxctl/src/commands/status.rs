@@ -1,12 +1,12 @@
 //! `sandboxctl status`: prints the daemon's version, its cgroup hierarchy and one line per live
 //! sandbox.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use agent_sdk::{Client, DaemonStatus};
 
 use super::CLIENT_NAME;
+use crate::table;
 
 /// Asks the daemon at `socket` for its state and prints it.
 pub async fn execute(socket: &Path) -> anyhow::Result<i32> {
@@ -41,24 +41,7 @@ fn render(status: &DaemonStatus) -> String {
             sb.cgroup.clone(),
         ]);
     }
-    let mut widths = [0; 5];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in &rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
-            }
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
+    out.push_str(&table::render(&rows));
     out
 }
 

@@ -184,8 +184,13 @@ async fn start(
         (handle, Sources::Pipes(out_r, err_r), stdin_sink)
     };
     let exec_id = handle.exec_id;
-    let log = OutLog::create(&kept.logs_dir, &exec_id.to_string(), ctx.cfg.exec_log_cap)
-        .map_err(|e| Failure::new(ErrorCode::Internal, crate::isolation::ipc::chain(&e)))?;
+    let log = OutLog::create_with(
+        &kept.logs_dir,
+        &exec_id.to_string(),
+        ctx.cfg.exec_log_cap,
+        false,
+    )
+    .map_err(|e| Failure::new(ErrorCode::Internal, crate::isolation::ipc::chain(&e)))?;
     let master = handle
         .master
         .as_ref()
@@ -298,7 +303,13 @@ async fn pump(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     debug!(sandbox = %kept.id, exec_id, ?status, "exec ended");
-    let _ = log.finish(&serde_json::to_value(&status).unwrap_or_default());
+    // Sandboxes do not outlive their daemon yet, so exec logs need no fsync (see
+    // `OutLog::create_with`); the file writes still block, off the async workers.
+    let (l, v) = (
+        log.clone(),
+        serde_json::to_value(&status).unwrap_or_default(),
+    );
+    let _ = tokio::task::spawn_blocking(move || l.finish(&v)).await;
     kept.end_exec(exec_id, status);
     crate::sandbox::kept::save_later(&kept, &store);
 }

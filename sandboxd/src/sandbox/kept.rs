@@ -66,6 +66,8 @@ pub struct Kept {
     last_used_ms: AtomicU64,
     running: AtomicUsize,
     paused: AtomicBool,
+    /// A record write is scheduled.
+    dirty: AtomicBool,
     execs: Mutex<BTreeMap<u64, ExecRecord>>,
     gone: watch::Receiver<bool>,
 }
@@ -260,11 +262,23 @@ impl Kept {
     }
 }
 
-/// Writes a sandbox's record again (off the caller's path: an fsync'd write takes time).
+/// Writes a sandbox's record again, at most about once a second per sandbox (an fsync'd
+/// rewrite per exec would cost each exec a millisecond): the first change schedules a write a
+/// second later, which takes in every change made meanwhile.
 pub fn save_later(kept: &Arc<Kept>, store: &Arc<Store>) {
+    if kept.dirty.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let (k, store) = (kept.clone(), store.clone());
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = store.save(&k.id, &k.record()) {
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        k.dirty.store(false, Ordering::Release);
+        if *k.gone.borrow() {
+            return;
+        }
+        let k2 = k.clone();
+        let saved = tokio::task::spawn_blocking(move || store.save(&k2.id, &k2.record())).await;
+        if let Ok(Err(e)) = saved {
             warn!(sandbox = %k.id, error = crate::isolation::ipc::chain(&e), "saving the state record");
         }
     });
@@ -370,6 +384,7 @@ pub fn adopt(
         last_used_ms: AtomicU64::new(now),
         running: AtomicUsize::new(0),
         paused: AtomicBool::new(false),
+        dirty: AtomicBool::new(false),
         execs: Mutex::new(BTreeMap::new()),
         gone,
     });

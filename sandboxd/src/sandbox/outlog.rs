@@ -183,6 +183,9 @@ struct Writer {
 /// The writer side of one exec's output log; share it as `Arc<OutLog>`.
 #[derive(Debug)]
 pub struct OutLog {
+    /// Whether `finish` fsyncs (the log, the exit file, the directory) before it reports the
+    /// end: for logs that must survive a host crash, at about a millisecond per exec.
+    durable: bool,
     dir: PathBuf,
     path: PathBuf,
     exit_path: PathBuf,
@@ -268,9 +271,9 @@ fn parse(buf: &[u8], expected_seq: u64) -> Parsed {
     Parsed::Record(rec, total)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
-/// fsync of the directory.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), OutLogError> {
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync (if
+/// `sync`), rename, fsync of the directory (if `sync`).
+fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], sync: bool) -> Result<(), OutLogError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
@@ -281,7 +284,10 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), OutLogError
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+        .and_then(|mut f| {
+            f.write_all(bytes)
+                .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
+        });
     if let Err(source) = written {
         let _ = fs::remove_file(&tmp);
         return Err(OutLogError::WriteExit { path: tmp, source });
@@ -293,6 +299,9 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), OutLogError
             to: path.to_path_buf(),
             source,
         });
+    }
+    if !sync {
+        return Ok(());
     }
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -306,6 +315,17 @@ impl OutLog {
     /// Creates `<dir>/<exec_id>.log` (and `dir`, mode 0700, if needed). The log must not exist yet.
     /// A `cap` below the size of the marker record is raised to it.
     pub fn create(dir: &Path, exec_id: &str, cap: u64) -> Result<Arc<OutLog>, OutLogError> {
+        Self::create_with(dir, exec_id, cap, true)
+    }
+
+    /// As `create`; `durable: false` skips the fsyncs at `finish` (the log is still written
+    /// before the exit file, and the exit file atomically).
+    pub fn create_with(
+        dir: &Path,
+        exec_id: &str,
+        cap: u64,
+        durable: bool,
+    ) -> Result<Arc<OutLog>, OutLogError> {
         check_id(exec_id)?;
         DirBuilder::new()
             .recursive(true)
@@ -334,6 +354,7 @@ impl OutLog {
             finished: false,
         };
         Ok(Arc::new(OutLog {
+            durable,
             dir: dir.to_path_buf(),
             path,
             exit_path,
@@ -415,12 +436,19 @@ impl OutLog {
             });
         }
         // The exit file promises a complete log, so the log must be on disk first.
-        w.file.sync_data().map_err(|source| OutLogError::Sync {
-            path: self.path.clone(),
-            source,
-        })?;
+        if self.durable {
+            w.file.sync_data().map_err(|source| OutLogError::Sync {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
         // A Value's Display is its JSON text and cannot fail.
-        write_atomic(&self.dir, &self.exit_path, exit.to_string().as_bytes())?;
+        write_atomic(
+            &self.dir,
+            &self.exit_path,
+            exit.to_string().as_bytes(),
+            self.durable,
+        )?;
         w.finished = true;
         let exit = Arc::new(exit.clone());
         self.progress.send_modify(|p| p.exit = Some(exit));

@@ -1,161 +1,15 @@
-//! Tests of the SDK against a fake daemon: a Unix listener in a temporary directory that speaks
-//! the protocol from a script in each test.
+//! The SDK's one-shot runs against a scripted fake daemon: streaming, credit, stdin, kill,
+//! errors, cancellation.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use sandbox_proto::codec::{read_frame_async, write_frame_async};
 use sandbox_proto::{
-    decode_request, encode, DaemonStatus, ErrorCode, ExitStatus, Request, Response, Rootfs,
-    SandboxSummary, Stream, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    DaemonStatus, ErrorCode, ExitStatus, Request, Response, Rootfs, SandboxSummary, Stream,
 };
-use tokio::net::{UnixListener, UnixStream};
 use tokio::time::timeout;
 
-use crate::{Client, Error, Event};
-
-/// How long a test waits for something that must happen.
-const PATIENCE: Duration = Duration::from_secs(5);
-/// How long a test waits to be sure something does not happen.
-const QUIET: Duration = Duration::from_millis(100);
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("agent-sdk-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A listening fake daemon.
-struct Fake {
-    _dir: TempDir,
-    path: PathBuf,
-    listener: UnixListener,
-}
-
-impl Fake {
-    fn new() -> Fake {
-        let dir = TempDir::new();
-        let path = dir.0.join("d.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        Fake {
-            _dir: dir,
-            path,
-            listener,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    async fn accept(&self) -> Conn {
-        let (stream, _) = self.listener.accept().await.unwrap();
-        Conn(stream)
-    }
-
-    /// Accepts one client and welcomes it with `window`.
-    async fn accept_welcome(&self, window: u32) -> Conn {
-        let mut conn = self.accept().await;
-        match conn.recv().await {
-            Some(Request::Hello { protocol, .. }) => assert_eq!(protocol, PROTOCOL_VERSION),
-            other => panic!("expected hello, got {other:?}"),
-        }
-        conn.send(Response::Welcome {
-            protocol: PROTOCOL_VERSION,
-            daemon: "fake 0".into(),
-            max_frame: MAX_FRAME_LEN as u32,
-            window,
-        })
-        .await;
-        conn
-    }
-}
-
-/// The daemon's side of one connection.
-struct Conn(UnixStream);
-
-impl Conn {
-    async fn send(&mut self, resp: Response) {
-        write_frame_async(&mut self.0, &encode(&resp).unwrap())
-            .await
-            .unwrap();
-    }
-
-    /// The next request, or `None` at end of stream.
-    async fn recv(&mut self) -> Option<Request> {
-        let body = timeout(PATIENCE, read_frame_async(&mut self.0, MAX_FRAME_LEN))
-            .await
-            .expect("the client sent nothing")
-            .unwrap()?;
-        Some(decode_request(&body).unwrap())
-    }
-
-    async fn expect(&mut self) -> Request {
-        self.recv().await.expect("the client closed the connection")
-    }
-
-    /// Asserts the client sends nothing for a while.
-    async fn expect_quiet(&mut self) {
-        if let Ok(frame) = timeout(QUIET, read_frame_async(&mut self.0, MAX_FRAME_LEN)).await {
-            panic!(
-                "expected no request, got {:?}",
-                frame.unwrap().map(|b| decode_request(&b))
-            );
-        }
-    }
-
-    /// Reads a `run` and answers `started`; returns the run's id.
-    async fn start_run(&mut self) -> u64 {
-        match self.expect().await {
-            Request::Run { id, .. } => {
-                self.send(Response::Started {
-                    id,
-                    sandbox_id: format!("sb-{id}"),
-                })
-                .await;
-                id
-            }
-            other => panic!("expected run, got {other:?}"),
-        }
-    }
-
-    async fn output(&mut self, id: u64, stream: Stream, data: &[u8]) {
-        self.send(Response::Output {
-            id,
-            stream,
-            data: data.to_vec(),
-        })
-        .await;
-    }
-
-    async fn exit(&mut self, id: u64, code: i32) {
-        let status = ExitStatus {
-            code: Some(code),
-            ..ExitStatus::default()
-        };
-        self.send(Response::Exit { id, status }).await;
-    }
-}
-
-async fn connect(fake: &Fake, window: u32) -> (Client, Conn) {
-    let (client, conn) = tokio::join!(Client::connect(fake.path()), fake.accept_welcome(window));
-    (client.unwrap(), conn)
-}
+use super::{connect, Fake, TempDir, QUIET};
+use crate::{Client, Error, Event, SandboxBuilder};
 
 #[tokio::test]
 async fn run_streams_output_and_exit() {
@@ -172,6 +26,7 @@ async fn run_streams_output_and_exit() {
         conn.send(Response::Started {
             id,
             sandbox_id: "sb-1".into(),
+            exec_id: None,
         })
         .await;
         conn.output(id, Stream::Stdout, b"hello\n").await;
@@ -688,6 +543,7 @@ async fn cancelling_start_kills_the_run() {
     conn.send(Response::Started {
         id,
         sandbox_id: "late".into(),
+        exec_id: None,
     })
     .await;
     conn.exit(id, 137).await;
