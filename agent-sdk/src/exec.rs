@@ -73,7 +73,9 @@ impl ExecBuilder {
         &self.spec
     }
 
-    /// Sends the exec and waits until it has started (or the daemon refused it).
+    /// Sends the exec and waits until it has started (or the daemon refused it). Cancelling
+    /// this future, like dropping the [`Run`], leaves the exec running; an exec into a paused
+    /// sandbox is not answered until the sandbox is resumed.
     pub async fn start(self) -> Result<Run, Error> {
         let ExecBuilder { sandbox, spec } = self;
         let opening = Opening {
