@@ -59,6 +59,10 @@ pub struct Config {
     /// Most execs one non-root uid may run at once, over all its sandboxes.
     #[arg(long, default_value_t = 256)]
     pub max_execs_per_uid: usize,
+    /// Where exec output logs live (runtime data, written on every exec: keep it on tmpfs).
+    /// Default: `logs/` beside the socket (under /run on a systemd host).
+    #[arg(long)]
+    pub exec_log_dir: Option<PathBuf>,
     /// Size cap of each exec's output log, in bytes (output past it is dropped and marked).
     #[arg(long, default_value_t = 16 << 20)]
     pub exec_log_cap: u64,
@@ -99,6 +103,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Where exec logs live: `--exec-log-dir`, else `logs/` beside the socket.
+    pub fn exec_log_dir(&self) -> PathBuf {
+        self.exec_log_dir.clone().unwrap_or_else(|| {
+            self.socket
+                .parent()
+                .unwrap_or(std::path::Path::new("/run/sandboxd"))
+                .join("logs")
+        })
     }
 
     /// Where a sandbox's root filesystem is assembled (inside its own mount namespace).

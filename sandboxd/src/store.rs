@@ -4,7 +4,6 @@
 //! - `sandboxes/<id>.json`: the record, replaced with write-to-temporary, fsync, rename, fsync-dir,
 //!   so a crash leaves either the old record or the new one, never a mix;
 //! - `sandboxes/<id>.json.tmp-<random>`: a save in progress; `Store::open` removes leftovers;
-//! - `logs/<id>/`: the sandbox's exec output logs (`Store::logs_dir`; owned by `sandbox::outlog`).
 //!
 //! Every call is blocking file I/O: the daemon calls it through `spawn_blocking`.
 
@@ -130,7 +129,6 @@ fn tmp_suffix() -> String {
 /// The state records of all sandboxes, in `<state-dir>/sandboxes`.
 #[derive(Debug, Clone)]
 pub struct Store {
-    state_dir: PathBuf,
     dir: PathBuf,
 }
 
@@ -151,10 +149,7 @@ impl Store {
         // The mode above only applies to directories this call created; records name every
         // sandbox and its owner, so tighten a directory that already existed too.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(create_err)?;
-        let store = Store {
-            state_dir: state_dir.to_path_buf(),
-            dir,
-        };
+        let store = Store { dir };
         for name in store.file_names()? {
             if name.contains(TMP_MARKER) {
                 let path = store.dir.join(&name);
@@ -238,14 +233,6 @@ impl Store {
             .collect();
         ids.sort();
         Ok(ids)
-    }
-
-    /// Where the exec output logs of `id` live: `<state-dir>/logs/<id>` (not created here).
-    ///
-    /// The id is checked, because callers create and delete this directory.
-    pub fn logs_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
-        check_id(id)?;
-        Ok(self.state_dir.join("logs").join(id))
     }
 
     /// The names of the plain files in the records directory that are valid UTF-8.
@@ -427,21 +414,12 @@ mod tests {
             );
             assert!(matches!(s.load::<Rec>(id), Err(StoreError::BadId { .. })));
             assert!(matches!(s.remove(id), Err(StoreError::BadId { .. })));
-            assert!(matches!(s.logs_dir(id), Err(StoreError::BadId { .. })));
         }
         assert!(fs::read_dir(s.dir()).unwrap().next().is_none());
         assert!(!t.0.join("x.json").exists());
         let max = "a".repeat(MAX_ID_LEN);
         s.save(&max, &rec(0, "x")).unwrap();
         assert_eq!(s.ids().unwrap(), [max]);
-    }
-
-    #[test]
-    fn logs_dir_is_beside_the_records() {
-        let t = TestDir::new();
-        let s = Store::open(&t.0).unwrap();
-        assert_eq!(s.logs_dir("abc").unwrap(), t.0.join("logs").join("abc"));
-        assert!(!t.0.join("logs").exists());
     }
 
     #[test]

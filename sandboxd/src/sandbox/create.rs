@@ -63,8 +63,14 @@ pub async fn create(
         live,
         cgroup,
     };
-    let kept = kept::adopt(&ctx.kept, &ctx.registry, &ctx.store, parts)
-        .map_err(|e| Failure::new(ErrorCode::Internal, crate::isolation::ipc::chain(&e)))?;
+    let kept = kept::adopt(
+        &ctx.kept,
+        &ctx.registry,
+        &ctx.store,
+        &ctx.cfg.exec_log_dir(),
+        parts,
+    )
+    .map_err(|e| Failure::new(ErrorCode::Internal, crate::isolation::ipc::chain(&e)))?;
     info!(sandbox = %kept.id, "created");
     Ok(kept.info())
 }

@@ -359,6 +359,7 @@ pub fn adopt(
     table: &Arc<KeptTable>,
     registry: &Arc<Registry>,
     store: &Arc<Store>,
+    log_root: &std::path::Path,
     parts: Parts,
 ) -> Result<Arc<Kept>, crate::store::StoreError> {
     let Parts {
@@ -369,7 +370,7 @@ pub fn adopt(
         live: (live, monitor),
         cgroup,
     } = parts;
-    let logs_dir = store.logs_dir(&alloc.sandbox_id)?;
+    let logs_dir = log_root.join(&alloc.sandbox_id);
     let (gone_tx, gone) = watch::channel(false);
     let now = now_ms();
     let kept = Arc::new(Kept {

@@ -1,7 +1,7 @@
 //! Per-exec output logs: stdout and stderr records with sequence numbers, so a client can reattach,
 //! replay from a sequence number and then follow live.
 //!
-//! On disk, in a directory of the sandbox (`Store::logs_dir`):
+//! On disk, in a directory of the sandbox (under `Config::exec_log_dir`):
 //! - `<exec_id>.log`: records `[u64 seq BE][u8 stream][u32 len BE][data]`, appended in seq order
 //!   from 0 with no gaps. Streams are `STDOUT`, `STDERR` and `MARKER`;
 //! - `<exec_id>.exit`: the exit status as JSON, written atomically by `OutLog::finish` after the

@@ -143,7 +143,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(false);
     let cfg = Arc::new(cfg);
     let store = Arc::new(Store::open(&cfg.state_dir).context("opening the state store")?);
-    forget_lost(&store);
+    forget_lost(&store, &cfg.exec_log_dir());
     let registry = Arc::new(Registry::new(&cfg));
     let kept = Arc::new(KeptTable::default());
     let ctx = RunContext {
@@ -222,16 +222,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 /// Records of sandboxes a previous daemon left: their processes died with it (each helper
 /// kills its sandbox when the daemon goes away) and `sweep` removed their cgroups; what is
 /// left is their records and logs. (Restart recovery will re-adopt instead.)
-fn forget_lost(store: &Store) {
+fn forget_lost(store: &Store, log_root: &std::path::Path) {
     for id in store.ids().unwrap_or_default() {
         warn!(
             sandbox = id,
             "sandbox lost with the previous daemon; removing its record and logs"
         );
         let _ = store.remove(&id);
-        if let Ok(dir) = store.logs_dir(&id) {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(log_root.join(&id));
     }
 }
 
