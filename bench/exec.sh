@@ -170,7 +170,7 @@ if [ "$SDK_TMPFS" = 1 ]; then
         daemon_start sandboxd-tmpfs "$shm/state" 1677721600 "$cgparent-tmpfs"
         sdk "$S" "$OUT/exec-sdk-tmpfs.json" --runs "$SDK_RUNS" --warmup "$SDK_WARMUP"
         sdk_args+=(--sdk "SDK exec, daemon state dir on tmpfs=$OUT/exec-sdk-tmpfs.json")
-        notes+=(--note "The \"daemon state dir on tmpfs\" row is exec_bench against a second daemon whose --state-dir is on /dev/shm; the main daemon's is under $D (filesystem: $(stat -f -c %T "$D")). Each exec's output log and exit file and the sandbox's state record are written and fsync'd under the state dir, so the difference between the two SDK rows is that persistence.")
+        notes+=(--note "The \"daemon state dir on tmpfs\" row is exec_bench against a second daemon whose --state-dir is on /dev/shm; the main daemon's is under $D (filesystem: $(stat -f -c %T "$D")). Both daemons keep exec logs on tmpfs (as under /run); the state record (debounced, at most one fsync'd write a second) is what differs.")
     else
         log "/dev/shm is not a tmpfs: leaving out the tmpfs state dir row"
     fi

@@ -100,14 +100,22 @@ bench_build() { # bench_build EXAMPLES(0|1): sets SANDBOXD, SANDBOXCTL, TDIR; 1 
 
 daemon_pid=
 daemon_pids=()
+daemon_tmpdirs=()
 daemon_logs=()
 # daemon_start NAME STATE_DIR UID_BASE CGROUP_PARENT: starts a private daemon on S=$D/NAME.sock,
 # log $D/NAME.log; sets S and daemon_pid (daemon_stop stops every daemon started).
 daemon_start() {
     local name=$1 state=$2 uid_base=$3 parent=$4 log=$D/$1.log ok=0 i rc
     S=$D/$name.sock
+    # Exec logs on tmpfs, as under /run on a systemd host (the daemon's default puts them
+    # beside its socket); the state dir stays where the caller put it.
+    local logs=$D/$name-logs
+    if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+        logs=$(mktemp -d /dev/shm/sandboxd-bench-logs.XXXXXX)
+        daemon_tmpdirs+=("$logs")
+    fi
     "$SANDBOXD" --socket "$S" --state-dir "$state" --cgroup-parent "$parent" \
-        --uid-base "$uid_base" >"$log" 2>&1 &
+        --uid-base "$uid_base" --exec-log-dir "$logs" >"$log" 2>&1 &
     daemon_pid=$!
     daemon_pids+=("$daemon_pid")
     daemon_logs+=("$log")
@@ -160,6 +168,8 @@ daemon_stop() { # stops every daemon daemon_start started: SIGTERM, SIGKILL afte
         wait "$pid" 2>/dev/null || true
     done
     daemon_pids=()
+    for i in "${daemon_tmpdirs[@]}"; do rm -rf "$i"; done
+    daemon_tmpdirs=()
     daemon_pid=
 }
 
