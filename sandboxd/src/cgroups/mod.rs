@@ -91,36 +91,12 @@ pub struct CgroupLimits {
     pub cpus: Option<f64>,
 }
 
-/// Resource usage of one sandbox's cgroup. Fields the host's cgroup does not provide are None.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CgroupStats {
-    /// CPU time used, in microseconds (v2 cpu.stat usage_usec; v1 cpuacct.usage).
-    pub cpu_usage_us: Option<u64>,
-    /// CPU time in user mode, in microseconds (v2 cpu.stat; v1 cpuacct.stat, tick-grained).
-    pub cpu_user_us: Option<u64>,
-    /// CPU time in kernel mode, in microseconds (v2 cpu.stat; v1 cpuacct.stat, tick-grained).
-    pub cpu_system_us: Option<u64>,
-    /// Memory charged now, in bytes (v2 memory.current; v1 memory.usage_in_bytes).
-    pub memory_current: Option<u64>,
-    /// The most memory ever charged, in bytes (v2 memory.peak, linux >= 5.19; v1
-    /// memory.max_usage_in_bytes).
-    pub memory_peak: Option<u64>,
-    /// The memory limit in bytes; None is unlimited.
-    pub memory_limit: Option<u64>,
-    /// Processes and threads now (pids.current).
-    pub pids_current: Option<u64>,
-    /// The pids limit; None is unlimited.
-    pub pids_limit: Option<u64>,
-    /// Processes killed by the kernel OOM killer, as `oom_kills`.
-    pub oom_kills: u64,
-    /// Bytes read from block devices, all devices together (v2 io.stat rbytes, when the io
-    /// controller is enabled; v1 blkio.throttle.io_service_bytes, when blkio is mounted).
-    pub io_read_bytes: Option<u64>,
-    /// Bytes written to block devices, all devices together (v2 io.stat wbytes; v1 as above).
-    pub io_write_bytes: Option<u64>,
-    /// Whether every process is frozen, as `is_frozen`.
-    pub frozen: bool,
-}
+/// Resource usage of one sandbox's cgroup, as the wire carries it; fields the host's cgroup
+/// does not provide are None. Sources: CPU from v2 `cpu.stat` or v1 `cpuacct.usage` and
+/// `cpuacct.stat` (tick-grained); memory from v2 `memory.current`/`memory.peak` (linux >= 5.19)
+/// or v1 `memory.usage_in_bytes`/`memory.max_usage_in_bytes`; `pids.current`; io from v2
+/// `io.stat` (when the io controller is enabled) or v1 `blkio.throttle.io_service_bytes`.
+pub use sandbox_proto::SandboxStats as CgroupStats;
 
 /// An error of one step of managing a sandbox cgroup.
 #[derive(Debug, thiserror::Error)]

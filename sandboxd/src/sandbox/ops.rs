@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use sandbox_proto::{ErrorCode, FileStat, Request, Response, SandboxStats, MAX_FILE_CHUNK};
+use sandbox_proto::{ErrorCode, FileStat, Request, Response, MAX_FILE_CHUNK};
 
 use crate::files;
 use crate::policy::Caller;
@@ -33,23 +33,9 @@ pub async fn answer(ctx: &RunContext, caller: &Caller, req: Request) -> Result<R
         }),
         Request::Stats { id, sandbox_id } => {
             let k = lookup(&sandbox_id)?;
-            let s = blocking(move || k.cgroup.stats())
+            let stats = blocking(move || k.cgroup.stats())
                 .await?
                 .map_err(|e| internal(&e))?;
-            let stats = SandboxStats {
-                cpu_usage_us: s.cpu_usage_us,
-                cpu_user_us: s.cpu_user_us,
-                cpu_system_us: s.cpu_system_us,
-                memory_current: s.memory_current,
-                memory_peak: s.memory_peak,
-                memory_limit: s.memory_limit,
-                pids_current: s.pids_current,
-                pids_limit: s.pids_limit,
-                oom_kills: s.oom_kills,
-                io_read_bytes: s.io_read_bytes,
-                io_write_bytes: s.io_write_bytes,
-                frozen: s.frozen,
-            };
             Ok(Response::Stats { id, stats })
         }
         Request::Signal {
