@@ -465,3 +465,57 @@ async fn pause_resume_stats_and_signals() {
     sb.destroy().await.unwrap();
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn sandboxctl_exec_t_gives_a_real_terminal() {
+    if !require_root("sandboxctl_exec_t_gives_a_real_terminal") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let out = d.sandboxctl().arg("create").output().unwrap();
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    // `script` puts sandboxctl on a pseudo-terminal of its own (33x77); we type into it.
+    let cmd = format!(
+        "stty rows 33 cols 77; {} --socket {} exec -t {id} -- sh",
+        bin("sandboxctl").display(),
+        d.socket.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let typist = std::thread::spawn(move || {
+        use std::io::Write;
+        let pause = |ms| std::thread::sleep(scaled(Duration::from_millis(ms)));
+        pause(700);
+        stdin.write_all(b"stty size; tty; sleep 30\n")?;
+        pause(700);
+        // Ctrl-C is a byte for the sandbox's terminal: it interrupts `sleep` in there, not
+        // sandboxctl.
+        stdin.write_all(b"\x03")?;
+        pause(300);
+        stdin.write_all(b"echo after-ctrl-c; exit 3\n")
+    });
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    typist.join().unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("33 77"), "{text}");
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("after-ctrl-c"), "{text}");
+    assert!(
+        started.elapsed() < scaled(Duration::from_secs(25)),
+        "Ctrl-C did not reach sleep"
+    );
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(d
+        .sandboxctl()
+        .args(["rm", "-f", &id])
+        .status()
+        .unwrap()
+        .success());
+    d.assert_no_leaks().await;
+}
