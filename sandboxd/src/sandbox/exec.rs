@@ -53,13 +53,7 @@ pub async fn exec(
     match result {
         Ok((kept, exec_id, log)) => follow(&kept, exec_id, log, 0, id, &out, link).await,
         Err(f) => {
-            let _ = out
-                .send(Response::Error {
-                    id: Some(id),
-                    code: f.code,
-                    message: f.message,
-                })
-                .await;
+            let _ = out.send(f.into_response(id)).await;
         }
     }
     shared.finish();
@@ -94,13 +88,7 @@ pub async fn attach(
             follow(&kept, exec_id, log, from_seq, id, &out, link).await;
         }
         Err(f) => {
-            let _ = out
-                .send(Response::Error {
-                    id: Some(id),
-                    code: f.code,
-                    message: f.message,
-                })
-                .await;
+            let _ = out.send(f.into_response(id)).await;
         }
     }
     shared.finish();

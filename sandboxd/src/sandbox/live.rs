@@ -48,6 +48,15 @@ impl Failure {
             message: message.into(),
         }
     }
+    /// The error frame for request `id`.
+    pub fn into_response(self, id: u64) -> sandbox_proto::Response {
+        sandbox_proto::Response::Error {
+            id: Some(id),
+            code: self.code,
+            message: self.message,
+        }
+    }
+
     fn internal(what: &str, e: impl std::fmt::Display) -> Self {
         Failure::new(ErrorCode::Internal, format!("{what}: {e}"))
     }

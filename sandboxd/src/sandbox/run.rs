@@ -103,13 +103,7 @@ pub async fn run(
         }
         Err(f) => {
             info!(id, sandbox = %alloc.sandbox_id, code = %f.code, error = %f.message, "run failed");
-            let _ = out
-                .send(Response::Error {
-                    id: Some(id),
-                    code: f.code,
-                    message: f.message,
-                })
-                .await;
+            let _ = out.send(f.into_response(id)).await;
         }
     }
     shared.finish();

@@ -438,11 +438,7 @@ async fn single(
         async move {
             let resp = match call.await {
                 Ok(r) => r,
-                Err(f) => Response::Error {
-                    id: Some(id),
-                    code: f.code,
-                    message: f.message,
-                },
+                Err(f) => f.into_response(id),
             };
             let _ = out.send(resp).await;
             drop(permit);
