@@ -189,6 +189,56 @@ pub fn loopback_up() -> Result<(), Errno> {
     Ok(())
 }
 
+/// The kernel's `struct clone_args` (include/uapi/linux/sched.h), version 2 (88 bytes).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (linux >= 5.7): the child starts in the cgroup given by fd.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// A fork-like `clone3(flags | CLONE_INTO_CGROUP)` with SIGCHLD as the exit signal: the child
+/// starts in the cgroup v2 directory `cgroup` (no migration afterwards). Returns `None` in the
+/// child and the child's pid in the parent.
+///
+/// # Safety
+/// As `fork`: the caller must be single-threaded, since the child is a copy of it that goes on
+/// running its code.
+pub unsafe fn clone3_into_cgroup(flags: u64, cgroup: BorrowedFd<'_>) -> Result<Option<i32>, Errno> {
+    let args = CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: `args` is valid for the call and its size is passed; the kernel only reads it.
+    // No stack is given, so the child runs on a copy of ours (no CLONE_VM), as after fork; the
+    // caller guarantees that is sound.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match Errno::result(r)? {
+        0 => Ok(None),
+        pid => Ok(Some(pid as i32)),
+    }
+}
+
 /// Sets the window size of the terminal `fd` (`TIOCSWINSZ`).
 pub fn set_winsize(fd: RawFd, ws: &libc::winsize) -> Result<(), Errno> {
     // SAFETY: TIOCSWINSZ only reads `ws`, which outlives the call.

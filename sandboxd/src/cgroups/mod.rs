@@ -494,6 +494,18 @@ impl SandboxCgroup {
         validate_path(&self.path).is_ok() && self.cg.exists()
     }
 
+    /// On cgroup v2, the cgroup's directory opened for `CLONE_INTO_CGROUP`, so a process can
+    /// start in it instead of being moved in (a move takes a global lock and can wait for an
+    /// RCU grace period). None on v1, or if it cannot be opened.
+    pub fn clone_target(&self) -> Option<std::os::fd::OwnedFd> {
+        if self.version != CgroupVersion::V2 {
+            return None;
+        }
+        std::fs::File::open(self.v2_dir())
+            .ok()
+            .map(std::os::fd::OwnedFd::from)
+    }
+
     /// The cgroup's directories, one per hierarchy (co-mounted hierarchies share one).
     fn dirs(&self) -> Vec<PathBuf> {
         let dirs = self.cg.subsystems().iter();

@@ -386,3 +386,36 @@ fn frozen_processes_stop_until_thawed_and_die_on_destroy() {
     assert!(!cg.is_frozen());
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+#[allow(unsafe_code)]
+fn v2_processes_can_start_inside_the_cgroup() {
+    if !privileged() {
+        return;
+    }
+    let parent = Parent::new(false);
+    let cg = parent.create("born", &CgroupLimits::default());
+    let Some(target) = cg.clone_target() else {
+        // cgroup v1 has no CLONE_INTO_CGROUP: processes are attached after they start.
+        assert_eq!(version(), CgroupVersion::V1);
+        return;
+    };
+    // SAFETY: the child only calls pause(), which is async-signal-safe, until it is killed; it
+    // touches nothing of the (multi-threaded) test process it was copied from.
+    let pid = match unsafe { crate::sys::clone3_into_cgroup(0, std::os::fd::AsFd::as_fd(&target)) }
+        .unwrap()
+    {
+        None => loop {
+            // SAFETY: see above.
+            unsafe { libc::pause() };
+        },
+        Some(pid) => pid,
+    };
+    // It was in the sandbox's cgroup from its first instruction: no attach happened.
+    assert_eq!(cg.pids(), vec![pid as u32]);
+    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(own.trim_end().ends_with(cg.path()), "{own}");
+    cg.destroy().unwrap();
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    assert!(!cg.exists());
+}

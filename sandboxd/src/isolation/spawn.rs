@@ -133,31 +133,62 @@ fn run(plan: &Plan, fds: InitFds, ctl: &mut UnixStream) -> Result<(), SpawnError
     let (mut to_init, init_end) =
         UnixStream::pair().map_err(|e| SpawnError::Ipc("init", IpcError::Send(e)))?;
 
-    let mut stack = vec![0u8; STACK_SIZE];
-    let mut init_end = Some(init_end);
-    let child = Box::new(|| -> isize {
-        match init_end.take() {
-            Some(sock) => super::init::run(plan, sock, &fds),
-            None => 1,
+    let cgroup = SandboxCgroup::load(&plan.cgroup);
+    // On cgroup v2, init starts in its cgroup (CLONE_INTO_CGROUP); elsewhere, or if the
+    // kernel refuses, it is cloned here and moved in afterwards.
+    let into = cgroup.clone_target().and_then(|cg| {
+        let flags = namespaces::clone_flags().bits() as u64;
+        // SAFETY: the helper is single-threaded, so the child (a copy of this process) may
+        // run any code; it never returns from this branch (init execs or exits).
+        match unsafe { sys::clone3_into_cgroup(flags, cg.as_fd()) } {
+            Ok(None) => super::init::run(
+                plan,
+                init_end
+                    .try_clone()
+                    .unwrap_or_else(|_| std::process::exit(1)),
+                &fds,
+            ),
+            Ok(Some(pid)) => Some(Pid::from_raw(pid)),
+            Err(_) => None,
         }
     });
-    // SAFETY: the helper is single-threaded, so the child (a copy of this process) may run
-    // Rust code; init never returns into the clone trampoline (it execs or exits), and its
-    // code uses far less than STACK_SIZE of stack.
-    let pid = unsafe {
-        nix::sched::clone(
-            child,
-            &mut stack,
-            namespaces::clone_flags(),
-            Some(libc::SIGCHLD),
-        )
-    }
-    .map_err(SpawnError::Clone)?;
+    let (pid, attached) = match into {
+        Some(pid) => (pid, true),
+        None => {
+            let mut stack = vec![0u8; STACK_SIZE];
+            let mut end = init_end.try_clone().ok();
+            let child = Box::new(|| -> isize {
+                match end.take() {
+                    Some(sock) => super::init::run(plan, sock, &fds),
+                    None => 1,
+                }
+            });
+            // SAFETY: the helper is single-threaded, so the child (a copy of this process)
+            // may run Rust code; init never returns into the clone trampoline (it execs or
+            // exits), and its code uses far less than STACK_SIZE of stack.
+            let pid = unsafe {
+                nix::sched::clone(
+                    child,
+                    &mut stack,
+                    namespaces::clone_flags(),
+                    Some(libc::SIGCHLD),
+                )
+            }
+            .map_err(SpawnError::Clone)?;
+            (pid, false)
+        }
+    };
     // Our copies: init has its own now.
     drop(fds);
     drop(init_end);
 
-    let result = prepare_init(plan, pid, rootfs, &mut to_init);
+    let result = prepare_init(
+        plan,
+        pid,
+        rootfs,
+        &mut to_init,
+        (!attached).then_some(&cgroup),
+    );
     if let Err(e) = result {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
@@ -207,15 +238,19 @@ fn rootfs_tree(path: &str) -> Result<OwnedFd, SpawnError> {
     Ok(fd)
 }
 
-/// From outside, while init waits: id maps, cgroup, idmapped mounts, then the go-ahead.
+/// From outside, while init waits: id maps, cgroup (unless init started in it), idmapped
+/// mounts, then the go-ahead.
 fn prepare_init(
     plan: &Plan,
     pid: Pid,
     rootfs: Option<OwnedFd>,
     to_init: &mut UnixStream,
+    attach_to: Option<&SandboxCgroup>,
 ) -> Result<(), SpawnError> {
     namespaces::write_id_maps(pid.as_raw(), &plan.ids)?;
-    SandboxCgroup::load(&plan.cgroup).attach(pid.as_raw() as u32)?;
+    if let Some(cgroup) = attach_to {
+        cgroup.attach(pid.as_raw() as u32)?;
+    }
     let mounts = idmapped_mounts(plan)?;
     ipc::send(
         to_init,
