@@ -321,11 +321,18 @@ impl SandboxCgroup {
                 .and_then(|f| cgroups_rs::flat_keyed_to_hashmap(f).ok())
                 .and_then(|events| u64::try_from(*events.get("oom_kill")?).ok())
                 .unwrap_or(0),
-            // The v1 memory_stat() falls back to defaults for files it cannot read.
-            CgroupVersion::V1 => self
-                .cg
-                .controller_of::<MemController>()
-                .map_or(0, |m| m.memory_stat().oom_control.oom_kill),
+            // Only memory.oom_control (cgroups-rs's memory_stat() reads a dozen files for it).
+            CgroupVersion::V1 => {
+                let kills = |text: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("oom_kill "))
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                };
+                self.stat("memory", "memory.oom_control", kills)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            }
         }
     }
 

@@ -81,18 +81,17 @@ pub async fn run(
     let argv0 = spec.argv.first().cloned().unwrap_or_default();
     info!(id, sandbox = %alloc.sandbox_id, argv0, "run");
     let t0 = Instant::now();
-    let result = match prepare(&ctx, &caller, &spec, &alloc).await {
+    let (result, cgroup) = match prepare(&ctx, &caller, &spec, &alloc).await {
         Ok((plan, cgroup)) => {
             debug!(us = t0.elapsed().as_micros(), "cgroup ready");
             let r = supervise(&ctx, &plan, &cgroup, id, spec.stdin, &out, link).await;
             debug!(us = t0.elapsed().as_micros(), "command ended");
-            destroy(cgroup).await;
-            debug!(us = t0.elapsed().as_micros(), "cgroup destroyed");
-            r
+            (r, Some(cgroup))
         }
-        Err(f) => Err(f),
+        Err(f) => (Err(f), None),
     };
-    ctx.registry.release(&alloc);
+    // Every process of the sandbox is gone by now: the client hears of the end at once, and
+    // the bookkeeping (cgroup directory, uid range) follows.
     match result {
         Ok(Some(status)) => {
             info!(id, sandbox = %alloc.sandbox_id, code = status.shell_code(), ms = status.duration_ms, "exit");
@@ -107,6 +106,12 @@ pub async fn run(
         }
     }
     shared.finish();
+    if let Some(cgroup) = cgroup {
+        destroy(cgroup).await;
+        debug!(us = t0.elapsed().as_micros(), "cgroup destroyed");
+    }
+    // The uid range is reused only once nothing of the sandbox is left.
+    ctx.registry.release(&alloc);
 }
 
 /// Policy, host-path checks and the cgroup.
