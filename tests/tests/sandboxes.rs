@@ -519,3 +519,27 @@ async fn sandboxctl_exec_t_gives_a_real_terminal() {
         .success());
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn an_exec_killed_by_the_oom_killer_says_so() {
+    if !require_root("an_exec_killed_by_the_oom_killer_says_so") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let c = d.client().await;
+    let sb = agent_sdk::SandboxBuilder::memory(c.create(), 64 << 20)
+        .create()
+        .await
+        .unwrap();
+    let out = sb
+        .exec(["python3", "-c", "b = bytearray(200 * 1024 * 1024)"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.oom_killed, "{:?}", out.status);
+    assert_eq!(out.status.shell_code(), 137);
+    // The sandbox survives its exec's OOM kill.
+    assert_eq!(stdout_of(&sb, &["echo", "alive"]).await.0, "alive\n");
+    sb.destroy().await.unwrap();
+    d.assert_no_leaks().await;
+}

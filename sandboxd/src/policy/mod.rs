@@ -268,6 +268,12 @@ pub fn plan_create(
             }
         }
     }
+    if spec.limits.timeout_ms.is_some() {
+        return Err(invalid(
+            "limits.timeout_ms",
+            "a kept sandbox has no wall-clock limit: use ttl_ms, or an exec's timeout_ms",
+        ));
+    }
     let as_run = RunSpec {
         argv: Vec::new(),
         env: spec.env.clone(),

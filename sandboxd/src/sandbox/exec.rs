@@ -241,6 +241,7 @@ async fn pump(
     timeout_ms: Option<u64>,
 ) {
     let started = Instant::now();
+    let oom_before = oom_kills(&kept).await;
     let (mut a, mut b) = match sources {
         Sources::Pipes(o, e) => (
             pipe::Receiver::from_owned_fd(o).ok(),
@@ -282,11 +283,14 @@ async fn pump(
         }
     }
     let (code, signal) = exit.unwrap_or((None, Some(libc::SIGKILL)));
+    // The OOM killer struck in the sandbox during this exec, and the exec died of SIGKILL.
+    let oom_killed =
+        !timed_out && signal == Some(libc::SIGKILL) && oom_kills(&kept).await > oom_before;
     let status = ExitStatus {
         code,
         signal,
         timed_out,
-        oom_killed: false,
+        oom_killed,
         memory_limit: kept.plan.limits.memory,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
@@ -300,6 +304,13 @@ async fn pump(
     let _ = tokio::task::spawn_blocking(move || l.finish(&v)).await;
     kept.end_exec(exec_id, status);
     crate::sandbox::kept::save_later(&kept, &store);
+}
+
+async fn oom_kills(kept: &Arc<Kept>) -> u64 {
+    let k = kept.clone();
+    tokio::task::spawn_blocking(move || k.cgroup.oom_kills())
+        .await
+        .unwrap_or(0)
 }
 
 fn tty_receiver(m: OwnedFd) -> Option<pipe::Receiver> {

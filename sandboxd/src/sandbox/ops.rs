@@ -44,6 +44,12 @@ pub async fn answer(ctx: &RunContext, caller: &Caller, req: Request) -> Result<R
             exec_id,
             signal,
         } => {
+            if !(1..=31).contains(&signal) {
+                return Err(Failure::new(
+                    ErrorCode::InvalidArgument,
+                    format!("signal: {signal} is outside 1..31"),
+                ));
+            }
             let k = lookup(&sandbox_id)?;
             match exec_id {
                 Some(e) if k.exec(e).is_none() => {
