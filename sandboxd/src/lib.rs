@@ -12,6 +12,8 @@ pub mod config;
 pub mod files;
 /// Applies a plan in the helper and the sandbox's init; the only place that clones or forks.
 pub mod isolation;
+/// Renders a plan as an OCI runtime spec for runc/crun.
+pub mod oci;
 /// Pure: request + caller + config → plan.
 pub mod policy;
 /// Sandbox lifecycle: the registry and one file per verb.

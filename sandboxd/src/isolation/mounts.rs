@@ -52,7 +52,7 @@ const HOST_ETC: &[&str] = &[
 const OWN_ENTRIES: &[&str] = &["proc", "dev", "tmp"];
 /// runc's default masked paths: a file gets /dev/null over it, a directory an empty read-only
 /// tmpfs.
-const MASKED: &[&str] = &[
+pub(crate) const MASKED: &[&str] = &[
     "proc/acpi",
     "proc/asound",
     "proc/kcore",
@@ -64,7 +64,7 @@ const MASKED: &[&str] = &[
     "proc/scsi",
 ];
 /// runc's default read-only paths.
-const READ_ONLY: &[&str] = &[
+pub(crate) const READ_ONLY: &[&str] = &[
     "proc/bus",
     "proc/fs",
     "proc/irq",
