@@ -390,3 +390,151 @@ async fn a_client_that_writes_without_reading_is_never_blocked() {
     drop(r);
     d.assert_no_leaks().await;
 }
+
+#[tokio::test]
+async fn bad_sandbox_calls_get_typed_errors() {
+    if !require_root("bad_sandbox_calls_get_typed_errors") {
+        return;
+    }
+    let d = TestDaemon::start();
+    let mut r = Raw::hello(&d);
+    // Calls about a sandbox that does not exist.
+    let ghost = "000000000000".to_string();
+    for req in [
+        Request::Inspect {
+            id: 1,
+            sandbox_id: ghost.clone(),
+        },
+        Request::Stats {
+            id: 2,
+            sandbox_id: ghost.clone(),
+        },
+        Request::Destroy {
+            id: 3,
+            sandbox_id: ghost.clone(),
+        },
+        Request::Pause {
+            id: 4,
+            sandbox_id: ghost.clone(),
+        },
+        Request::FileRead {
+            id: 5,
+            sandbox_id: ghost.clone(),
+            path: "/etc/passwd".into(),
+            offset: 0,
+            len: 10,
+        },
+        Request::Exec {
+            id: 6,
+            sandbox_id: ghost.clone(),
+            spec: sandbox_proto::ExecSpec {
+                argv: vec!["true".into()],
+                ..Default::default()
+            },
+        },
+        Request::Attach {
+            id: 7,
+            sandbox_id: ghost.clone(),
+            exec_id: 1,
+            from_seq: 0,
+        },
+    ] {
+        r.send(&req);
+        r.expect_error(ErrorCode::NotFound);
+    }
+    // A real sandbox, and bad arguments about it.
+    r.send(&Request::Create {
+        id: 10,
+        spec: Default::default(),
+    });
+    let sid = match r.recv() {
+        Some(Response::Created { sandbox, .. }) => sandbox.sandbox_id,
+        other => panic!("{other:?}"),
+    };
+    let file_err = |r: &mut Raw, req: Request| {
+        r.send(&req);
+        r.expect_error(ErrorCode::FileError)
+    };
+    assert!(file_err(
+        &mut r,
+        Request::FileRead {
+            id: 11,
+            sandbox_id: sid.clone(),
+            path: "/no\0pe".into(),
+            offset: 0,
+            len: 1
+        }
+    )
+    .starts_with("invalid_path"));
+    assert!(file_err(
+        &mut r,
+        Request::FileRemove {
+            id: 12,
+            sandbox_id: sid.clone(),
+            path: "/".into(),
+            recursive: true
+        }
+    )
+    .starts_with("invalid_path"));
+    assert!(file_err(
+        &mut r,
+        Request::FileWrite {
+            id: 13,
+            sandbox_id: sid.clone(),
+            path: "/usr/x".into(),
+            offset: 0,
+            data: vec![1],
+            truncate: true,
+            mode: 0o644
+        }
+    )
+    .starts_with("read_only"));
+    // A huge read is capped at the chunk size, not honoured.
+    r.send(&Request::FileRead {
+        id: 14,
+        sandbox_id: sid.clone(),
+        path: "/etc/passwd".into(),
+        offset: 0,
+        len: u64::MAX,
+    });
+    assert!(
+        matches!(r.recv(), Some(Response::FileData { id: 14, ref data, .. }) if data.len() <= sandbox_proto::MAX_FILE_CHUNK)
+    );
+    r.send(&Request::Exec {
+        id: 15,
+        sandbox_id: sid.clone(),
+        spec: sandbox_proto::ExecSpec {
+            argv: vec!["true".into()],
+            uid: 1 << 20,
+            ..Default::default()
+        },
+    });
+    assert!(r
+        .expect_error(ErrorCode::InvalidArgument)
+        .starts_with("uid"));
+    r.send(&Request::Signal {
+        id: 16,
+        sandbox_id: sid.clone(),
+        exec_id: None,
+        signal: 99,
+    });
+    r.expect_error(ErrorCode::InvalidArgument);
+    r.send(&Request::Attach {
+        id: 17,
+        sandbox_id: sid.clone(),
+        exec_id: 424242,
+        from_seq: 0,
+    });
+    r.expect_error(ErrorCode::NotFound);
+    let mut spec = sandbox_proto::CreateSpec::default();
+    spec.limits.timeout_ms = Some(10);
+    r.send(&Request::Create { id: 18, spec });
+    r.expect_error(ErrorCode::InvalidArgument);
+    r.send(&Request::Destroy {
+        id: 19,
+        sandbox_id: sid,
+    });
+    assert!(matches!(r.recv(), Some(Response::Done { id: 19 })));
+    second_client_works(&d).await;
+    d.assert_no_leaks().await;
+}
