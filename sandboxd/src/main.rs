@@ -5,12 +5,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use sandboxd::config::Config;
 use sandboxd::isolation::spawn::{helper_main, HELPER_ARG};
+use sandboxd::isolation::zygote::{zygote_main, ZYGOTE_ARG};
 
 fn main() -> ExitCode {
     // Decided before any thread exists: the helper clones and forks, which is only safe in a
     // single-threaded process.
     if std::env::args_os().nth(1).is_some_and(|a| a == HELPER_ARG) {
         return ExitCode::from(u8::try_from(helper_main()).unwrap_or(1));
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == ZYGOTE_ARG) {
+        return ExitCode::from(u8::try_from(zygote_main()).unwrap_or(1));
     }
     let cfg = Config::parse();
     if let Err(e) = cfg.validate() {

@@ -30,6 +30,9 @@ pub mod seccomp;
 /// prepares idmapped mounts, and reports to the daemon. [unsafe: clone, adopting fd 0]
 #[allow(unsafe_code)]
 pub mod spawn;
+/// The zygote: forks a helper per sandbox instead of an exec of sandboxd. [unsafe: fork]
+#[allow(unsafe_code)]
+pub mod zygote;
 
 /// Building the sandbox inside init failed.
 #[derive(Debug, thiserror::Error)]

@@ -20,15 +20,79 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::isolation::ipc::{self, HelperCommand, HelperEvent};
 use crate::isolation::spawn::HELPER_ARG;
+use crate::isolation::zygote::ZYGOTE_ARG;
 use crate::policy::Plan;
 
-/// What every sandbox's init gets: the sealed executable and its configuration.
+/// What every sandbox's init gets: the sealed executable and its configuration; and the
+/// zygote that forks the helpers.
 #[derive(Debug)]
 pub struct InitAssets {
     /// The sealed memfd holding sandbox-init.
     pub memfd: OwnedFd,
     /// Seccomp filters and rlimits for every exec.
     pub config: InitConfig,
+    /// Forks per-sandbox helpers (None: each helper is an exec of sandboxd).
+    pub zygote: Option<Zygote>,
+}
+
+/// The daemon's end of the zygote (`isolation::zygote`): started once, started again if it
+/// died.
+#[derive(Debug, Default)]
+pub struct Zygote {
+    inner: Mutex<Option<(std::process::Child, StdUnixStream)>>,
+}
+
+impl Zygote {
+    /// Starts the zygote.
+    pub fn start() -> std::io::Result<Zygote> {
+        Ok(Zygote {
+            inner: Mutex::new(Some(Self::spawn()?)),
+        })
+    }
+
+    fn spawn() -> std::io::Result<(std::process::Child, StdUnixStream)> {
+        let (daemon_end, zygote_end) = StdUnixStream::pair()?;
+        // std's spawn execs at once in the child (no Rust code runs after the fork).
+        let child = std::process::Command::new("/proc/self/exe")
+            .arg(ZYGOTE_ARG)
+            .stdin(Stdio::from(OwnedFd::from(zygote_end)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        Ok((child, daemon_end))
+    }
+
+    /// Has the zygote fork a helper whose control socket is `helper_end`. Blocking (briefly):
+    /// call from a blocking thread.
+    pub fn fork_helper(&self, helper_end: &OwnedFd) -> std::io::Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..2 {
+            if inner.is_none() {
+                *inner = Some(Self::spawn()?);
+            }
+            if let Some((_, sock)) = inner.as_ref() {
+                if ipc::send_fds(sock, &[helper_end.as_raw_fd()]).is_ok() {
+                    return Ok(());
+                }
+            }
+            // It died: reap it and start another.
+            if let Some((mut child, _)) = inner.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        Err(std::io::Error::other("the zygote does not answer"))
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        if let Some((mut child, sock)) = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            drop(sock);
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Starting or using a sandbox failed.
@@ -88,7 +152,8 @@ pub struct LiveSandbox {
 /// Watches a sandbox's end: its helper process and the helper's events.
 #[derive(Debug)]
 pub struct Monitor {
-    helper: tokio::process::Child,
+    /// The helper process when the daemon exec'd it (a zygote's helper is reaped by the kernel).
+    helper: Option<tokio::process::Child>,
     /// The helper's events after `Started`: `Exited` when the sandbox is gone (or the
     /// channel's end if the helper died).
     pub events: mpsc::Receiver<HelperEvent>,
@@ -103,7 +168,9 @@ impl Monitor {
                 break;
             }
         }
-        let _ = self.helper.wait().await;
+        if let Some(h) = self.helper.as_mut() {
+            let _ = h.wait().await;
+        }
     }
 }
 
@@ -124,45 +191,72 @@ impl LiveSandbox {
     /// Spawns the helper and waits until sandbox-init is configured and ready.
     pub async fn start(
         plan: &Plan,
-        assets: &InitAssets,
+        assets: &Arc<InitAssets>,
     ) -> Result<(LiveSandbox, Monitor), Failure> {
         let (daemon_end, helper_end) =
             StdUnixStream::pair().map_err(|e| Failure::internal("socketpair", e))?;
         let (init_daemon_end, init_end) =
             StdUnixStream::pair().map_err(|e| Failure::internal("socketpair", e))?;
-        let mut helper = tokio::process::Command::new("/proc/self/exe")
-            .arg(HELPER_ARG)
-            .stdin(Stdio::from(OwnedFd::from(helper_end)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| Failure::internal("starting the sandbox helper", e))?;
+        let helper_end = OwnedFd::from(helper_end);
+        // A helper forked by the zygote, or (without one) an exec of sandboxd.
+        let mut helper = match &assets.zygote {
+            Some(_) => None,
+            None => Some(
+                tokio::process::Command::new("/proc/self/exe")
+                    .arg(HELPER_ARG)
+                    .stdin(Stdio::from(
+                        helper_end
+                            .try_clone()
+                            .map_err(|e| Failure::internal("dup", e))?,
+                    ))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| Failure::internal("starting the sandbox helper", e))?,
+            ),
+        };
         let memfd = assets
             .memfd
             .try_clone()
             .map_err(|e| Failure::internal("dup of the init memfd", e))?;
         let plan_copy = plan.clone();
-        let ctl = tokio::task::spawn_blocking(move || -> Result<StdUnixStream, ipc::IpcError> {
-            let mut ctl = daemon_end;
-            ipc::send_fds(&ctl, &[memfd.as_raw_fd(), init_end.as_raw_fd()])?;
-            ipc::send(&mut ctl, &plan_copy)?;
+        let assets2 = assets.clone();
+        let ctl = tokio::task::spawn_blocking(move || -> Result<StdUnixStream, Failure> {
+            if let Some(z) = assets2.zygote.as_ref() {
+                z.fork_helper(&helper_end)
+                    .map_err(|e| Failure::internal("forking the sandbox helper", e))?;
+            }
+            drop(helper_end);
+            let ctl = daemon_end;
+            let send = || -> Result<(), ipc::IpcError> {
+                ipc::send_fds(&ctl, &[memfd.as_raw_fd(), init_end.as_raw_fd()])?;
+                ipc::send(
+                    &mut ctl.try_clone().map_err(ipc::IpcError::Send)?,
+                    &plan_copy,
+                )
+            };
+            send()
+                .map_err(|e| Failure::internal("handing the plan to the helper", ipc::chain(&e)))?;
             Ok(ctl)
             // Our copies of memfd and init_end close here: the helper has its own.
         })
         .await
-        .map_err(|e| Failure::internal("handing the plan to the helper", e))?
-        .map_err(|e| Failure::internal("handing the plan to the helper", ipc::chain(&e)))?;
+        .map_err(|e| Failure::internal("handing the plan to the helper", e))??;
         let (rd, wr) = to_tokio(ctl)?.into_split();
         let mut events = helper_events(rd);
         let init_pid = match events.recv().await {
             Some(HelperEvent::Started { init_pid }) => init_pid,
             Some(HelperEvent::Failed { error }) => {
-                let _ = helper.wait().await;
+                if let Some(h) = helper.as_mut() {
+                    let _ = h.wait().await;
+                }
                 return Err(Failure::new(ErrorCode::SpawnFailed, error));
             }
             other => {
-                let _ = helper.wait().await;
+                if let Some(h) = helper.as_mut() {
+                    let _ = h.wait().await;
+                }
                 return Err(Failure::new(
                     ErrorCode::SpawnFailed,
                     format!("the sandbox helper ended unexpectedly ({other:?})"),

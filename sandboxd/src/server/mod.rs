@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::sandbox::kept::KeptTable;
-use crate::sandbox::live::InitAssets;
+use crate::sandbox::live::{InitAssets, Zygote};
 use crate::sandbox::run::RunContext;
 use crate::sandbox::Registry;
 use crate::store::Store;
@@ -41,18 +41,27 @@ pub struct Daemon {
     pub init: Arc<InitAssets>,
 }
 
-/// The sealed sandbox-init and its configuration, made once: the seccomp profile is compiled
-/// here rather than per sandbox.
+/// The sealed sandbox-init and its configuration, made once (the seccomp profile is compiled
+/// here rather than per sandbox), and the zygote that forks helpers.
 fn init_assets(cfg: &Config) -> anyhow::Result<InitAssets> {
     let profile =
         crate::isolation::seccomp::default_profile().context("compiling the seccomp profile")?;
     let memfd = crate::isolation::initbin::sealed_memfd().context("preparing sandbox-init")?;
+    // Helpers are forked by a zygote; without one (it could not start), each is an exec.
+    let zygote = match Zygote::start() {
+        Ok(z) => Some(z),
+        Err(e) => {
+            warn!(error = %e, "no zygote: each sandbox's helper will be an exec of sandboxd");
+            None
+        }
+    };
     Ok(InitAssets {
         memfd,
         config: InitConfig {
             seccomp: profile.to_insns(),
             nofile: cfg.nofile,
         },
+        zygote,
     })
 }
 
