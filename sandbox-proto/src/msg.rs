@@ -302,7 +302,8 @@ pub enum Response {
         /// How many bytes.
         bytes: u32,
     },
-    /// The command ended and the sandbox is gone. Sent after all of its output.
+    /// The command ended. Sent after all of its output. For a run, the sandbox is being
+    /// killed; its teardown completes just after.
     Exit {
         /// The run.
         id: u64,

@@ -81,17 +81,29 @@ pub async fn run(
     let argv0 = spec.argv.first().cloned().unwrap_or_default();
     info!(id, sandbox = %alloc.sandbox_id, argv0, "run");
     let t0 = Instant::now();
+    let mut ending = None;
     let (result, cgroup) = match prepare(&ctx, &caller, &spec, &alloc).await {
         Ok((plan, cgroup)) => {
             debug!(us = t0.elapsed().as_micros(), "cgroup ready");
-            let r = supervise(&ctx, &plan, &cgroup, id, spec.stdin, &out, link).await;
+            let r = supervise(
+                &ctx,
+                &plan,
+                &cgroup,
+                id,
+                spec.stdin,
+                &out,
+                link,
+                &mut ending,
+            )
+            .await;
             debug!(us = t0.elapsed().as_micros(), "command ended");
             (r, Some(cgroup))
         }
         Err(f) => (Err(f), None),
     };
-    // Every process of the sandbox is gone by now: the client hears of the end at once, and
-    // the bookkeeping (cgroup directory, uid range) follows.
+    // The command has ended and its output is delivered; the sandbox is being killed. The
+    // client hears of the end at once; the teardown (init's pid namespace, the cgroup
+    // directory, the uid range) follows.
     match result {
         Ok(Some(status)) => {
             info!(id, sandbox = %alloc.sandbox_id, code = status.shell_code(), ms = status.duration_ms, "exit");
@@ -106,6 +118,10 @@ pub async fn run(
         }
     }
     shared.finish();
+    if let Some(monitor) = ending {
+        monitor.wait().await;
+        debug!(us = t0.elapsed().as_micros(), "sandbox gone");
+    }
     if let Some(cgroup) = cgroup {
         destroy(cgroup).await;
         debug!(us = t0.elapsed().as_micros(), "cgroup destroyed");
@@ -296,7 +312,9 @@ impl OutStream {
     }
 }
 
-/// Starts the sandbox and runs it to the end. `Ok(None)`: the client went away.
+/// Starts the sandbox and runs it to the end. `Ok(None)`: the client went away. The
+/// sandbox's monitor is left in `ending`, to wait for its teardown after answering.
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
     ctx: &RunContext,
     plan: &Plan,
@@ -305,6 +323,7 @@ async fn supervise(
     want_stdin: bool,
     out: &mpsc::Sender<Response>,
     link: LinkRx,
+    ending: &mut Option<Monitor>,
 ) -> Result<Option<ExitStatus>, Failure> {
     let LinkRx {
         link,
@@ -336,17 +355,13 @@ async fn supervise(
         started,
     )
     .await;
-    // Whatever happened, the sandbox ends with its command.
+    // Whatever happened, the sandbox ends with its command. The command and its output are
+    // done; the caller waits for the rest of the teardown after answering the client.
     sandbox.kill().await;
-    monitor.wait().await;
-    debug!(us = started.elapsed().as_micros(), "sandbox gone");
+    *ending = Some(monitor);
     let (exit, timed_out, abandoned) = result?;
-    let oom_kills = {
-        let path = cgroup.path().to_string();
-        tokio::task::spawn_blocking(move || SandboxCgroup::load(&path).oom_kills())
-            .await
-            .unwrap_or(0)
-    };
+    // One small read of a cgroup file: cheaper inline than a trip to the blocking pool.
+    let oom_kills = cgroup.oom_kills();
     if abandoned {
         return Ok(None);
     }
