@@ -180,22 +180,12 @@ impl Store {
             source,
         })?;
         let path = self.record_path(id);
-        let tmp = self.dir.join(format!("{id}{TMP_MARKER}{}", tmp_suffix()));
-        if let Err(source) = write_synced(&tmp, &bytes) {
-            // Best effort: open() removes it on the next start otherwise.
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::WriteTmp { path: tmp, source });
-        }
-        if let Err(source) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(StoreError::Rename {
-                from: tmp,
-                to: path,
-                source,
-            });
-        }
-        // The rename is durable only once the directory entry is.
-        self.sync_dir()
+        // `<id>.json.tmp-<random>` until renamed: open() removes leftovers (TMP_MARKER).
+        write_atomic(&self.dir, &path, &bytes, true).map_err(|e| match e {
+            AtomicWriteError::Write(path, source) => StoreError::WriteTmp { path, source },
+            AtomicWriteError::Rename(from, to, source) => StoreError::Rename { from, to, source },
+            AtomicWriteError::SyncDir(path, source) => StoreError::SyncDir { path, source },
+        })
     }
 
     /// Reads the record of `id`; `None` when there is none.
@@ -265,14 +255,52 @@ impl Store {
 }
 
 /// Creates `path` (it must not exist), writes `bytes` and syncs them to disk.
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = OpenOptions::new()
+/// A step of [`write_atomic`] that failed.
+#[derive(Debug)]
+pub(crate) enum AtomicWriteError {
+    /// Writing (or syncing) the temporary file, which is removed again.
+    Write(PathBuf, io::Error),
+    /// Renaming it over the target.
+    Rename(PathBuf, PathBuf, io::Error),
+    /// Syncing the directory.
+    SyncDir(PathBuf, io::Error),
+}
+
+/// Writes `bytes` to `path` atomically: a new `<path>.tmp-<random>` (mode 0600) in the same
+/// directory `dir`, renamed over `path`; with `sync`, the file is fsync'd before the rename and
+/// `dir` after it, so the write survives a crash. A failed step removes the temporary file.
+pub(crate) fn write_atomic(
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    sync: bool,
+) -> Result<(), AtomicWriteError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", tmp_suffix()));
+    let tmp = PathBuf::from(tmp);
+    let written = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)
+                .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
+        });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(AtomicWriteError::Write(tmp, e));
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(AtomicWriteError::Rename(tmp, path.to_path_buf(), e));
+    }
+    if sync {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| AtomicWriteError::SyncDir(dir.to_path_buf(), e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -60,24 +60,12 @@ pub async fn answer(ctx: &RunContext, caller: &Caller, req: Request) -> Result<R
             }
             Ok(Response::Done { id })
         }
-        Request::Pause { id, sandbox_id } => {
-            let k = lookup(&sandbox_id)?;
-            let k2 = k.clone();
-            blocking(move || k2.cgroup.freeze())
-                .await?
-                .map_err(|e| internal(&e))?;
-            k.set_paused(true);
-            Ok(Response::Done { id })
-        }
-        Request::Resume { id, sandbox_id } => {
-            let k = lookup(&sandbox_id)?;
-            let k2 = k.clone();
-            blocking(move || k2.cgroup.thaw())
-                .await?
-                .map_err(|e| internal(&e))?;
-            k.set_paused(false);
-            Ok(Response::Done { id })
-        }
+        Request::Pause { id, sandbox_id } => pause(lookup(&sandbox_id)?, true)
+            .await
+            .map(|()| Response::Done { id }),
+        Request::Resume { id, sandbox_id } => pause(lookup(&sandbox_id)?, false)
+            .await
+            .map(|()| Response::Done { id }),
         Request::FileRead {
             id,
             sandbox_id,
@@ -160,6 +148,22 @@ pub async fn answer(ctx: &RunContext, caller: &Caller, req: Request) -> Result<R
             format!("not a single-answer request: {other:?}"),
         )),
     }
+}
+
+/// Freezes (`true`) or thaws every process of the sandbox with the cgroup freezer.
+async fn pause(k: Arc<Kept>, paused: bool) -> Result<(), Failure> {
+    let k2 = k.clone();
+    blocking(move || {
+        if paused {
+            k2.cgroup.freeze()
+        } else {
+            k2.cgroup.thaw()
+        }
+    })
+    .await?
+    .map_err(|e| internal(&e))?;
+    k.set_paused(paused);
+    Ok(())
 }
 
 fn internal(e: &dyn std::error::Error) -> Failure {

@@ -17,14 +17,14 @@
 //! and waits on a `watch` channel for more.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::hash::{BuildHasher, RandomState};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
+
+use crate::store::AtomicWriteError;
 
 /// Stream byte of standard output records.
 pub const STDOUT: u8 = 1;
@@ -271,44 +271,13 @@ fn parse(buf: &[u8], expected_seq: u64) -> Parsed {
     Parsed::Record(rec, total)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync (if
-/// `sync`), rename, fsync of the directory (if `sync`).
+/// Writes the exit file atomically (the store's helper), mapping its steps to ours.
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8], sync: bool) -> Result<(), OutLogError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{:016x}", RandomState::new().hash_one(n)));
-    let tmp = PathBuf::from(tmp);
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)
-                .and_then(|()| if sync { f.sync_all() } else { Ok(()) })
-        });
-    if let Err(source) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(OutLogError::WriteExit { path: tmp, source });
-    }
-    if let Err(source) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(OutLogError::RenameExit {
-            from: tmp,
-            to: path.to_path_buf(),
-            source,
-        });
-    }
-    if !sync {
-        return Ok(());
-    }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| OutLogError::SyncDir {
-            path: dir.to_path_buf(),
-            source,
-        })
+    crate::store::write_atomic(dir, path, bytes, sync).map_err(|e| match e {
+        AtomicWriteError::Write(path, source) => OutLogError::WriteExit { path, source },
+        AtomicWriteError::Rename(from, to, source) => OutLogError::RenameExit { from, to, source },
+        AtomicWriteError::SyncDir(path, source) => OutLogError::SyncDir { path, source },
+    })
 }
 
 impl OutLog {
@@ -638,8 +607,10 @@ pub fn replay(
 
 #[cfg(test)]
 mod tests {
+    use std::hash::{BuildHasher, RandomState};
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
     use serde_json::json;
