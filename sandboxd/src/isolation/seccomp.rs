@@ -1,21 +1,48 @@
 //! Seccomp: compiles JSON deny-list profiles with seccompiler and installs them on this thread.
 //!
-//! The per-sandbox helper compiles the profile before it forks (so the child does no parsing), and
-//! the sandbox child calls [`SeccompProfile::apply`] as its last step before exec, after the
-//! mounts, namespaces and capability drop that the profile itself forbids. See
-//! `policies/README.md` for what the default profile denies and how filters are named.
+//! The daemon compiles a profile once (an embedded one once per process, see [`program_for`]) and
+//! sends the BPF to sandbox-init, which installs it in every exec as its last step before exec,
+//! after the mounts, namespaces and capability drop that the profile itself forbids. A profile is
+//! named by a policy: `"default"`, `"browser"` ([`PROFILES`]), or an absolute path to a file in
+//! seccompiler's JSON format on the host. See `policies/README.md` and `docs/seccomp.md` for what
+//! the profiles deny and how filters are named.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use seccompiler::{BpfProgram, TargetArch};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
-/// The built-in profile, embedded so the daemon does not depend on files at run time.
-const DEFAULT_PROFILE: &str = include_str!("../../../policies/seccomp/default.json");
+/// The name of the profile a policy gets when it names none.
+pub const DEFAULT_PROFILE_NAME: &str = "default";
 
-/// Profiles longer than this are refused before parsing; the default one is about 5 KiB.
-const MAX_PROFILE_BYTES: usize = 256 * 1024;
+/// The built-in profiles, by name, embedded so the daemon does not depend on files at run time.
+///
+/// - `default`: `policies/seccomp/default.json`, the deny-list a policy gets unless it names
+///   another.
+/// - `browser`: `policies/seccomp/browser.json`, the default minus what Chromium's own
+///   namespace sandbox needs: `clone` with `CLONE_NEWUSER`, `CLONE_NEWPID`, `CLONE_NEWNET`, and
+///   `unshare(CLONE_NEWUSER)`.
+pub const PROFILES: &[(&str, &str)] = &[
+    (DEFAULT_PROFILE_NAME, DEFAULT_PROFILE),
+    (
+        "browser",
+        include_str!("../../../policies/seccomp/browser.json"),
+    ),
+];
+
+/// The JSON of the `default` profile (`policies/seccomp/default.json`).
+pub const DEFAULT_PROFILE: &str = include_str!("../../../policies/seccomp/default.json");
+
+/// Profiles longer than this are refused before parsing (a file is not read further); the
+/// embedded ones are under 10 KiB.
+pub const MAX_PROFILE_BYTES: usize = 1024 * 1024;
 
 /// The architecture the filters are compiled for: the one this binary runs on.
 #[cfg(target_arch = "x86_64")]
@@ -35,7 +62,7 @@ const ARCH_SUFFIXES: [&str; 2] = ["x86_64", "aarch64"];
 #[cfg(target_arch = "x86_64")]
 const X32_FILTER: &str = "x32_enosys";
 
-/// Errors from compiling or installing a seccomp profile.
+/// Errors from finding, compiling or installing a seccomp profile.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
     #[error("seccomp profile is {len} bytes, more than the limit of {max}")]
@@ -57,6 +84,36 @@ pub enum SeccompError {
         #[source]
         source: seccompiler::Error,
     },
+    /// A reference that is neither an embedded profile's name nor an absolute path.
+    #[error(
+        "no seccomp profile named {name:?}: give one of {known} or an absolute path",
+        known = profile_names()
+    )]
+    UnknownProfile { name: String },
+    /// A profile file that could not be opened or read (or is not a regular UTF-8 file).
+    #[error("read seccomp profile {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A profile (file or embedded) that does not compile: the source names the filter.
+    #[error("seccomp profile {profile}")]
+    Profile {
+        /// The name, or the file's path.
+        profile: String,
+        #[source]
+        source: Box<SeccompError>,
+    },
+}
+
+/// The embedded profiles' names, quoted and joined with ", ".
+fn profile_names() -> String {
+    let names: Vec<String> = PROFILES
+        .iter()
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    names.join(", ")
 }
 
 /// Compiled BPF filters, installed in order.
@@ -66,8 +123,103 @@ pub struct SeccompProfile {
 }
 
 /// Compiles the embedded default profile (`policies/seccomp/default.json`).
+///
+/// Compiled once per process (see [`program_for`]); each call returns a copy.
 pub fn default_profile() -> Result<SeccompProfile, SeccompError> {
-    compile(DEFAULT_PROFILE)
+    program_for(DEFAULT_PROFILE_NAME).map(Arc::unwrap_or_clone)
+}
+
+/// The JSON of an embedded profile, by name.
+pub fn embedded(name: &str) -> Option<&'static str> {
+    PROFILES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, json)| *json)
+}
+
+/// Whether `profile` is a reference a policy may give: an embedded profile's name or an
+/// absolute path (whether the file exists and compiles is only known when it is read).
+pub fn is_profile_reference(profile: &str) -> bool {
+    embedded(profile).is_some() || Path::new(profile).is_absolute()
+}
+
+/// The JSON of a profile reference: an embedded profile's name ([`PROFILES`]), or an absolute
+/// path to a file of at most [`MAX_PROFILE_BYTES`], read now (blocking I/O).
+pub fn profile_json(profile: &str) -> Result<Cow<'static, str>, SeccompError> {
+    if let Some(json) = embedded(profile) {
+        return Ok(Cow::Borrowed(json));
+    }
+    let path = Path::new(profile);
+    if !path.is_absolute() {
+        return Err(SeccompError::UnknownProfile {
+            name: profile.to_owned(),
+        });
+    }
+    read_profile_file(path).map(Cow::Owned)
+}
+
+/// Reads a profile file: a regular file (a FIFO or device is refused without blocking on it),
+/// at most [`MAX_PROFILE_BYTES`], UTF-8.
+fn read_profile_file(path: &Path) -> Result<String, SeccompError> {
+    let read_err = |source| SeccompError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_err)?;
+    if !file.metadata().map_err(read_err)?.is_file() {
+        return Err(read_err(std::io::Error::other("not a regular file")));
+    }
+    let limit = u64::try_from(MAX_PROFILE_BYTES).unwrap_or(u64::MAX);
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() > MAX_PROFILE_BYTES {
+        return Err(SeccompError::Profile {
+            profile: path.display().to_string(),
+            source: Box::new(SeccompError::TooLarge {
+                len: bytes.len(),
+                max: MAX_PROFILE_BYTES,
+            }),
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// The compiled filters of a profile reference: an embedded profile's name ([`PROFILES`]) or an
+/// absolute path to a seccompiler JSON file on the host.
+///
+/// An embedded profile is compiled on first use and then shared for the life of the process. A
+/// file is read (blocking I/O) and compiled on every call, so an edit takes effect for the next
+/// sandbox; its errors name the file and, for a filter that does not compile, the filter.
+pub fn program_for(profile: &str) -> Result<Arc<SeccompProfile>, SeccompError> {
+    /// Compiled embedded profiles, by name. Errors are not kept: the tests prove the embedded
+    /// profiles compile, and a retry costs only time.
+    static COMPILED: OnceLock<Mutex<HashMap<&'static str, Arc<SeccompProfile>>>> = OnceLock::new();
+    let in_profile = |source| SeccompError::Profile {
+        profile: profile.to_owned(),
+        source: Box::new(source),
+    };
+    if let Some((name, json)) = PROFILES.iter().find(|(name, _)| *name == profile) {
+        let mut compiled = COMPILED
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(program) = compiled.get(name) {
+            return Ok(Arc::clone(program));
+        }
+        // Compiled under the lock, so that two first callers do not both compile.
+        let program = Arc::new(compile(json).map_err(in_profile)?);
+        compiled.insert(name, Arc::clone(&program));
+        return Ok(program);
+    }
+    let json = profile_json(profile)?;
+    compile(&json).map(Arc::new).map_err(in_profile)
 }
 
 /// Compiles a profile from JSON in seccompiler's format for the architecture of this build.
@@ -274,15 +426,164 @@ mod tests {
     }
 
     #[test]
-    fn default_profile_compiles() {
-        let profile = default_profile().expect("default profile compiles");
+    fn embedded_profiles_compile() {
         let mut expected = vec!["deny_eperm"];
         if ARCH == "x86_64" {
             expected.extend(["deny_eperm_x86_64", "deny_enosys", "x32_enosys"]);
         } else {
             expected.push("deny_enosys");
         }
-        assert_eq!(profile.filter_names(), expected);
+        let names: Vec<&str> = PROFILES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["default", "browser"]);
+        for (name, _) in PROFILES {
+            let profile = program_for(name).unwrap_or_else(|e| panic!("{name}: {}", chain(&e)));
+            assert_eq!(profile.filter_names(), expected, "{name}");
+        }
+        assert_eq!(default_profile().expect("default").filter_names(), expected);
+    }
+
+    /// Every rule of every embedded profile says why the call is denied: a `"comment"` that is
+    /// a non-empty string (seccompiler accepts the field and ignores it).
+    #[test]
+    fn every_rule_has_a_comment() {
+        for (name, json) in PROFILES {
+            let filters: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(json).expect(name);
+            for (filter, value) in &filters {
+                let rules = value["filter"].as_array().expect("a filter array");
+                assert!(!rules.is_empty(), "{name}: {filter} has no rules");
+                for rule in rules {
+                    let comment = rule["comment"].as_str().map(str::trim);
+                    assert!(
+                        comment.is_some_and(|c| !c.is_empty()),
+                        "{name}: a rule of {filter} has no comment: {rule}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn embedded_profiles_compile_once() {
+        for (name, _) in PROFILES {
+            let first = program_for(name).expect(name);
+            let again = program_for(name).expect(name);
+            assert!(Arc::ptr_eq(&first, &again), "{name} compiled twice");
+        }
+        let default = program_for("default").expect("default");
+        let browser = program_for("browser").expect("browser");
+        assert!(!Arc::ptr_eq(&default, &browser));
+        assert_ne!(default.to_insns(), browser.to_insns());
+    }
+
+    /// A fresh path under the temp dir for this test process.
+    fn temp_path(tag: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        std::env::temp_dir().join(format!("sandboxd-seccomp-{tag}-{}-{n}", std::process::id()))
+    }
+
+    #[test]
+    fn path_profiles_load_and_compile_each_time() {
+        let path = temp_path("good");
+        std::fs::write(&path, format!(r#"{{"only_bpf": {}}}"#, deny("bpf"))).expect("write");
+        let reference = path.to_str().expect("a UTF-8 temp path");
+        assert!(is_profile_reference(reference));
+        let first = program_for(reference).unwrap_or_else(|e| panic!("{}", chain(&e)));
+        let mut expected = vec!["only_bpf"];
+        if ARCH == "x86_64" {
+            expected.push("x32_enosys");
+        }
+        assert_eq!(first.filter_names(), expected);
+        // Not cached: an edit to the file is seen by the next call.
+        std::fs::write(&path, format!(r#"{{"only_keyctl": {}}}"#, deny("keyctl"))).expect("write");
+        let again = program_for(reference).expect("compiles");
+        assert_eq!(again.filter_names()[0], "only_keyctl");
+        assert!(!Arc::ptr_eq(&first, &again));
+        // An embedded profile's JSON, copied to a file, compiles to the same program.
+        std::fs::write(&path, embedded("browser").expect("browser")).expect("write");
+        let copy = program_for(reference).expect("compiles");
+        let browser = program_for("browser").expect("browser");
+        assert_eq!(copy.to_insns(), browser.to_insns());
+        std::fs::remove_file(&path).expect("remove");
+    }
+
+    #[test]
+    fn bad_profile_references_are_refused() {
+        let dir = temp_path("bad");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let write = |name: &str, body: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, body).expect("write");
+            path.to_str().expect("UTF-8").to_owned()
+        };
+        let missing = dir.join("missing.json").to_str().expect("UTF-8").to_owned();
+        let bad_filter = write(
+            "bad-filter.json",
+            format!(r#"{{"f": {}}}"#, deny("no_such_call")).as_bytes(),
+        );
+        let bad_json = write("bad-json.json", b"{");
+        let huge = write("huge.json", &vec![b' '; MAX_PROFILE_BYTES + 1]);
+        let not_utf8 = write("latin1.json", b"{\"\xe9\": 1}");
+        let dir_ref = dir.to_str().expect("UTF-8").to_owned();
+        let cases: [(&str, Vec<String>); 8] = [
+            (
+                "nope",
+                vec![
+                    r#"no seccomp profile named "nope""#.into(),
+                    r#""default", "browser""#.into(),
+                ],
+            ),
+            (
+                "policies/seccomp/default.json",
+                vec!["or an absolute path".into()],
+            ),
+            (
+                &missing,
+                vec![
+                    format!("read seccomp profile {missing}: "),
+                    "No such file".into(),
+                ],
+            ),
+            (
+                &dir_ref,
+                vec![format!(
+                    "read seccomp profile {dir_ref}: not a regular file"
+                )],
+            ),
+            (
+                &bad_filter,
+                vec![
+                    format!("seccomp profile {bad_filter}: compile seccomp filter \"f\""),
+                    "no_such_call".into(),
+                ],
+            ),
+            (
+                &bad_json,
+                vec![format!("seccomp profile {bad_json}: parse seccomp profile")],
+            ),
+            (
+                &huge,
+                vec![format!(
+                    "seccomp profile {huge}: seccomp profile is {} bytes",
+                    MAX_PROFILE_BYTES + 1
+                )],
+            ),
+            (
+                &not_utf8,
+                vec![format!("read seccomp profile {not_utf8}: ")],
+            ),
+        ];
+        for (reference, expected) in cases {
+            let text = chain(&program_for(reference).expect_err(reference));
+            for want in expected {
+                assert!(text.contains(&want), "{reference}: {text:?} lacks {want:?}");
+            }
+        }
+        assert!(!is_profile_reference("nope"));
+        assert!(!is_profile_reference("relative/path.json"));
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     /// A filter in seccompiler's format that denies `syscall` with EPERM.
@@ -335,17 +636,34 @@ mod tests {
         expect: &'static str,
     }
 
-    /// Every call the behaviour test makes, in order. Each passes -1 fds, [`BAD`] pointers or
-    /// invalid flags, so that without its rule it fails with another errno and changes nothing
-    /// (the process is root with all capabilities, so EPERM can only come from the filter). The
-    /// clone probes add CLONE_THREAD without CLONE_SIGHAND, which the kernel refuses with EINVAL.
-    /// The two unshare calls are real and come last, as they would work without the filter.
+    /// What the browser profile lets through that the default profile denies: the probes of
+    /// [`probes`] whose outcome differs, with their outcome under the browser profile (the
+    /// kernel's EINVAL for the invalid flags each adds, so the call got past the filter).
+    const BROWSER_ALLOWS: [(&str, &str); 7] = [
+        ("clone_newuser", "EINVAL"),
+        ("clone_newpid", "EINVAL"),
+        ("clone_newnet", "EINVAL"),
+        ("clone_zygote", "EINVAL"),
+        ("unshare_newuser", "EINVAL"),
+        ("unshare_newuser_fs", "EINVAL"),
+        // No namespace flag at all: denied by default's unshare rule, which has no arguments.
+        ("unshare_files", "EINVAL"),
+    ];
+
+    /// Every call the behaviour test makes under `profile`, in order. Each passes -1 fds,
+    /// [`BAD`] pointers or invalid flags, so that without its rule it fails with another errno
+    /// and changes nothing (the process is root with all capabilities, so EPERM can only come
+    /// from the filter). The clone probes add CLONE_THREAD without CLONE_SIGHAND, and most
+    /// unshare probes add bit 0 (part of CSIGNAL), both refused by the kernel with EINVAL. The
+    /// two unshare calls without it are real and come last, as they would work without the
+    /// filter; both are denied by every profile.
     #[rustfmt::skip] // One probe per line reads better than rustfmt's vertical calls.
-    fn probes() -> Vec<Probe> {
+    fn probes(profile: &str) -> Vec<Probe> {
         use libc::*;
         let p = |name, nr, args, expect| Probe { name, nr, args, expect };
         let clone = |flag: c_int| [u64::from((flag | CLONE_THREAD).unsigned_abs()), 0, 0, 0, 0];
         let unshare = |flag: c_int| [u64::from(flag.unsigned_abs()), 0, 0, 0, 0];
+        let bad_unshare = |flag: c_int| unshare(flag | 1);
         let mut probes = vec![
             p("getpid", SYS_getpid, [0; 5], "OK"),
             p("personality", SYS_personality, [0xffff_ffff, 0, 0, 0, 0], "OK"),
@@ -365,7 +683,20 @@ mod tests {
             p("clone_newnet", SYS_clone, clone(CLONE_NEWNET), "EPERM"),
             p("clone_newcgroup", SYS_clone, clone(CLONE_NEWCGROUP), "EPERM"),
             p("clone_newtime", SYS_clone, clone(CLONE_NEWTIME), "EPERM"),
+            // Chromium's zygote: NamespaceSandbox::LaunchProcess.
+            p("clone_zygote", SYS_clone, clone(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET), "EPERM"),
+            p("clone_newuser_newns", SYS_clone, clone(CLONE_NEWUSER | CLONE_NEWNS), "EPERM"),
             p("clone_no_ns", SYS_clone, clone(0), "EINVAL"),
+            p("unshare_newuser", SYS_unshare, bad_unshare(CLONE_NEWUSER), "EPERM"),
+            p("unshare_newuser_fs", SYS_unshare, bad_unshare(CLONE_NEWUSER | CLONE_FS), "EPERM"),
+            p("unshare_newuser_newns", SYS_unshare, bad_unshare(CLONE_NEWUSER | CLONE_NEWNS), "EPERM"),
+            p("unshare_newpid", SYS_unshare, bad_unshare(CLONE_NEWPID), "EPERM"),
+            p("unshare_newnet", SYS_unshare, bad_unshare(CLONE_NEWNET), "EPERM"),
+            p("unshare_newipc", SYS_unshare, bad_unshare(CLONE_NEWIPC), "EPERM"),
+            p("unshare_newuts", SYS_unshare, bad_unshare(CLONE_NEWUTS), "EPERM"),
+            p("unshare_newcgroup", SYS_unshare, bad_unshare(CLONE_NEWCGROUP), "EPERM"),
+            p("unshare_newtime", SYS_unshare, bad_unshare(CLONE_NEWTIME), "EPERM"),
+            p("unshare_files", SYS_unshare, bad_unshare(CLONE_FILES), "EPERM"),
             p("clone3", SYS_clone3, [BAD, 88, 0, 0, 0], "ENOSYS"),
             p("keyctl", SYS_keyctl, [0xffff, 0, 0, 0, 0], "EPERM"),
             p("add_key", SYS_add_key, [BAD, BAD, 0, 0, 0], "EPERM"),
@@ -390,8 +721,16 @@ mod tests {
         ]);
         probes.extend([
             p("unshare_newns", SYS_unshare, unshare(CLONE_NEWNS), "EPERM"),
-            p("unshare_newuser", SYS_unshare, unshare(CLONE_NEWUSER), "EPERM"),
+            p("unshare_newnet_real", SYS_unshare, unshare(CLONE_NEWNET), "EPERM"),
         ]);
+        if profile == "browser" {
+            for probe in &mut probes {
+                let allowed = BROWSER_ALLOWS.iter().find(|(name, _)| *name == probe.name);
+                if let Some((_, expect)) = allowed {
+                    probe.expect = expect;
+                }
+            }
+        }
         probes
     }
 
@@ -489,10 +828,10 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn profile_denies_in_child() {
-        let output = run_probe("calls");
-        let mut expected: Vec<String> = probes()
+    /// Runs every probe in a child under `profile` and checks each outcome.
+    fn check_profile_in_child(profile: &str) {
+        let output = run_probe(&format!("calls:{profile}"));
+        let mut expected: Vec<String> = probes(profile)
             .iter()
             .map(|probe| format!("{} {}", probe.name, probe.expect))
             .collect();
@@ -500,14 +839,40 @@ mod tests {
         assert_eq!(
             reported(&output),
             expected,
-            "stderr: {}",
+            "{profile}: stderr: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         assert!(
             output.status.success(),
-            "probe child failed: {:?}",
+            "{profile}: probe child failed: {:?}",
             output.status
         );
+    }
+
+    #[test]
+    fn profile_denies_in_child() {
+        check_profile_in_child("default");
+    }
+
+    /// The browser profile lets Chromium's namespace calls through and denies the rest as
+    /// default does.
+    #[test]
+    fn browser_profile_in_child() {
+        check_profile_in_child("browser");
+        // Each listed probe exists, was denied by default, and is the only kind that differs.
+        let default = probes("default");
+        let browser = probes("browser");
+        let mut differ: Vec<&str> = default
+            .iter()
+            .zip(&browser)
+            .filter(|(d, b)| d.expect != b.expect)
+            .inspect(|(d, _)| assert_eq!(d.expect, "EPERM", "{}", d.name))
+            .map(|(d, _)| d.name)
+            .collect();
+        differ.sort_unstable();
+        let mut allowed: Vec<&str> = BROWSER_ALLOWS.iter().map(|(name, _)| *name).collect();
+        allowed.sort_unstable();
+        assert_eq!(differ, allowed);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -540,12 +905,13 @@ mod tests {
         let Ok(mode) = std::env::var(PROBE_ENV) else {
             return;
         };
-        let profile = default_profile().expect("compile default profile");
+        let (mode, name) = mode.split_once(':').unwrap_or((mode.as_str(), "default"));
+        let profile = program_for(name).expect("compile the profile");
         nix::sys::prctl::set_no_new_privs().expect("set no_new_privs");
-        match mode.as_str() {
+        match mode {
             "calls" => {
                 profile.apply().expect("apply profile");
-                for probe in probes() {
+                for probe in probes(name) {
                     let result = outcome(call(&probe));
                     println!("{PREFIX} {} {result}", probe.name);
                 }

@@ -1,5 +1,6 @@
-//! The `linux.seccomp` part of the spec: `policies/seccomp/default.json`, the seccompiler
-//! policy that `isolation::seccomp` compiles, read into small structs and rendered rule by rule.
+//! The `linux.seccomp` part of the spec: a seccompiler profile (an embedded one such as
+//! `policies/seccomp/default.json`, or a file named by its absolute path), the same JSON that
+//! `isolation::seccomp` compiles, read into small structs and rendered rule by rule.
 
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
@@ -8,9 +9,12 @@ use oci_spec::runtime::{
 use serde::Deserialize;
 
 use super::OciError;
+use crate::isolation::seccomp as profiles;
 
-/// The seccomp policy rendered, the same file `isolation::seccomp` compiles.
-pub(super) const SECCOMP_POLICY: &str = include_str!("../../../policies/seccomp/default.json");
+/// The default seccomp policy, the same JSON `isolation::seccomp` compiles for `"default"`.
+/// The spec takes the policy's profile through [`seccomp_for`]; this stays for the tests.
+#[cfg_attr(not(test), allow(dead_code, reason = "the spec uses seccomp_for"))]
+pub(super) const SECCOMP_POLICY: &str = profiles::DEFAULT_PROFILE;
 /// The policy filters' architecture suffixes (as `isolation::seccomp`).
 const ARCH_SUFFIXES: [&str; 2] = ["x86_64", "aarch64"];
 /// This build's architecture.
@@ -93,6 +97,32 @@ fn architectures() -> Vec<Arch> {
         "aarch64" => vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm],
         _ => vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32],
     }
+}
+
+/// The profile for a profile reference: an embedded profile's name (`"default"`, `"browser"`:
+/// `isolation::seccomp::PROFILES`) or the absolute path of a seccompiler JSON file on the host
+/// (read now, at most `isolation::seccomp::MAX_PROFILE_BYTES`).
+///
+/// A name that is not embedded, a relative path, or a file that cannot be read is an
+/// [`OciError::ParseSeccomp`] whose message names the reference or the file.
+pub fn seccomp_for(profile: &str) -> Result<LinuxSeccomp, OciError> {
+    let json = profiles::profile_json(profile).map_err(|e| {
+        // OciError has no variant for a profile that cannot be found or read; the message
+        // (with its causes) goes into a serde_json error, which Display shows as the source.
+        OciError::ParseSeccomp(<serde_json::Error as serde::de::Error>::custom(chain(&e)))
+    })?;
+    seccomp(&json)
+}
+
+/// The message of `err` and of each of its sources, joined with ": ".
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 /// The profile for a seccompiler policy: default allow, then each rule of each filter for
@@ -265,6 +295,136 @@ mod tests {
             in_policy
         );
     }
+    /// `(value, valueTwo)` of each masked rule for `name`, every one an EPERM masked eq on arg 0.
+    fn masked_flags(v: &Value, name: &str) -> Vec<(u64, u64)> {
+        rules(v, name)
+            .iter()
+            .map(|r| {
+                assert_eq!(r["errnoRet"], 1, "{r}");
+                let a = &r["args"][0];
+                assert_eq!(a["index"], 0, "{r}");
+                assert_eq!(a["op"], "SCMP_CMP_MASKED_EQ", "{r}");
+                (
+                    a["value"].as_u64().unwrap(),
+                    a["valueTwo"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every embedded profile renders through `seccomp_for`, serializes, reads back, and holds
+    /// one OCI rule per seccompiler rule of this architecture.
+    #[test]
+    fn every_embedded_profile_renders() {
+        for (name, json) in profiles::PROFILES {
+            let rendered = seccomp_for(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let text = serde_json::to_string(&rendered).expect(name);
+            let back: LinuxSeccomp = serde_json::from_str(&text).expect(name);
+            assert_eq!(back, rendered, "{name}");
+            let v = json!({ "linux": { "seccomp": rendered } });
+            assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+            let policy: serde_json::Map<String, Value> = serde_json::from_str(json).unwrap();
+            let in_policy: usize = policy
+                .iter()
+                .filter(|(filter, _)| for_this_arch(filter))
+                .map(|(_, f)| f["filter"].as_array().unwrap().len())
+                .sum();
+            let syscalls = v["linux"]["seccomp"]["syscalls"].as_array().unwrap();
+            assert_eq!(syscalls.len(), in_policy, "{name}");
+            // What every profile denies.
+            for call in ["mount", "umount2", "pivot_root", "setns", "keyctl", "bpf"] {
+                assert_eq!(rules(&v, call).len(), 1, "{name}: {call}");
+            }
+            for call in [
+                "perf_event_open",
+                "open_by_handle_at",
+                "kexec_load",
+                "init_module",
+            ] {
+                assert_eq!(rules(&v, call).len(), 1, "{name}: {call}");
+            }
+            assert_eq!(rules(&v, "clone3")[0]["errnoRet"], 38, "{name}");
+            assert_eq!(rules(&v, "ioctl").len(), 2, "{name}");
+        }
+        assert_eq!(
+            seccomp_for("default").unwrap(),
+            seccomp(SECCOMP_POLICY).unwrap()
+        );
+    }
+
+    /// The browser profile: clone without the CLONE_NEWUSER, CLONE_NEWPID and CLONE_NEWNET
+    /// rules, and unshare denied per namespace flag except CLONE_NEWUSER instead of outright.
+    #[test]
+    fn browser_profile_rules() {
+        let ns = |flags: &[u64]| -> Vec<(u64, u64)> { flags.iter().map(|f| (*f, *f)).collect() };
+        let (newtime, newns, newcgroup, newuts, newipc) =
+            (0x80, 0x20000, 0x200_0000, 0x400_0000, 0x800_0000);
+        let (newuser, newpid, newnet) = (0x1000_0000, 0x2000_0000, 0x4000_0000);
+
+        let default = json!({ "linux": { "seccomp": seccomp_for("default").unwrap() } });
+        let unshare = rules(&default, "unshare");
+        assert_eq!(unshare.len(), 1);
+        assert!(
+            unshare[0].get("args").is_none(),
+            "default denies every unshare"
+        );
+        let mut clone = masked_flags(&default, "clone");
+        clone.sort_unstable();
+        let all = [
+            newtime, newns, newcgroup, newuts, newipc, newuser, newpid, newnet,
+        ];
+        assert_eq!(clone, ns(&all));
+
+        let browser = json!({ "linux": { "seccomp": seccomp_for("browser").unwrap() } });
+        let mut clone = masked_flags(&browser, "clone");
+        clone.sort_unstable();
+        assert_eq!(clone, ns(&[newtime, newns, newcgroup, newuts, newipc]));
+        let mut unshare = masked_flags(&browser, "unshare");
+        unshare.sort_unstable();
+        let but_user = [newtime, newns, newcgroup, newuts, newipc, newpid, newnet];
+        assert_eq!(unshare, ns(&but_user));
+    }
+
+    #[test]
+    fn path_profiles_render() {
+        let dir = std::env::temp_dir().join(format!("sandboxd-oci-seccomp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("only-bpf.json");
+        std::fs::write(
+            &path,
+            r#"{"f": {"mismatch_action": "allow", "match_action": {"errno": 1},
+                "filter": [{"syscall": "bpf", "comment": "test"}]}}"#,
+        )
+        .unwrap();
+        let rendered = seccomp_for(path.to_str().unwrap()).unwrap();
+        let v = json!({ "linux": { "seccomp": rendered } });
+        assert_eq!(
+            v["linux"]["seccomp"]["syscalls"],
+            json!([{ "names": ["bpf"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }])
+        );
+        // Errors name the reference or the file.
+        let missing = dir.join("missing.json");
+        let missing = missing.to_str().unwrap();
+        let cases = [
+            (
+                missing.to_owned(),
+                format!("read seccomp profile {missing}"),
+            ),
+            (
+                "nope".to_owned(),
+                r#"no seccomp profile named "nope""#.to_owned(),
+            ),
+            ("a/b.json".to_owned(), "or an absolute path".to_owned()),
+        ];
+        for (reference, want) in cases {
+            let err = seccomp_for(&reference).unwrap_err();
+            let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+            assert!(text.starts_with("parsing the seccomp policy: "), "{text}");
+            assert!(text.contains(&want), "{reference}: {text}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn policies_that_have_no_oci_form() {
         let cases = [
