@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sandbox_proto::codec::{read_frame_async, write_frame_async};
 use sandbox_proto::{
-    decode_response, encode, DaemonStatus, ErrorCode, Request, Response, SandboxInfo,
+    decode_response, encode, DaemonStatus, ErrorCode, Request, Response, RunSpec, SandboxInfo,
     MAX_FRAME_LEN, MAX_OUTPUT_CHUNK, PROTOCOL_VERSION,
 };
 use tokio::net::unix::OwnedReadHalf;
@@ -106,6 +106,12 @@ impl Client {
         RunBuilder::new(self.clone(), argv.into_iter().map(Into::into).collect())
     }
 
+    /// Starts building a run of a complete spec (e.g. one made from an OCI bundle); the
+    /// builder's setters change it further.
+    pub fn run_spec(&self, spec: RunSpec) -> RunBuilder {
+        RunBuilder::from_spec(self.clone(), spec)
+    }
+
     /// Asks for the daemon's state.
     pub async fn status(&self) -> Result<DaemonStatus, Error> {
         match self.call(|id| Request::Status { id }).await? {
@@ -131,6 +137,29 @@ impl Client {
         match self.call(|id| Request::List { id }).await? {
             Response::Sandboxes { sandboxes, .. } => Ok(sandboxes),
             other => Err(unexpected("sandboxes", &other)),
+        }
+    }
+
+    /// The OCI bundle of the sandbox `spec` describes, as the daemon renders it:
+    /// `config.json`'s text and what its `rootfs` directory must hold (see
+    /// [`Request::ExportBundle`]). Creates nothing.
+    pub async fn export_bundle(
+        &self,
+        spec: RunSpec,
+    ) -> Result<(String, Vec<sandbox_proto::BundleEntry>), Error> {
+        match self.call(|id| Request::ExportBundle { id, spec }).await? {
+            Response::Bundle { config, rootfs, .. } => Ok((config, rootfs)),
+            other => Err(unexpected("bundle", &other)),
+        }
+    }
+
+    /// The daemon's policy `name` (`None`: its default) with every default filled in:
+    /// `(name, TOML text)`.
+    pub async fn policy(&self, name: Option<&str>) -> Result<(String, String), Error> {
+        let name = name.map(str::to_owned);
+        match self.call(|id| Request::Policy { id, name }).await? {
+            Response::Policy { name, text, .. } => Ok((name, text)),
+            other => Err(unexpected("policy", &other)),
         }
     }
 
@@ -195,6 +224,8 @@ pub(crate) fn unexpected(want: &str, got: &Response) -> Error {
         Response::Created { .. } => "created",
         Response::Done { .. } => "done",
         Response::Sandboxes { .. } => "sandboxes",
+        Response::Bundle { .. } => "bundle",
+        Response::Policy { .. } => "policy",
         Response::Sandbox { .. } => "sandbox",
         Response::Stats { .. } => "stats",
         Response::FileData { .. } => "file_data",

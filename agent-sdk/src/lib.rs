@@ -59,8 +59,8 @@ pub use sandbox::{CreateBuilder, Sandbox, SandboxGuard};
 pub use sandbox_proto::init::TtySize;
 pub use sandbox_proto::{
     CreateSpec, DaemonStatus, ErrorCode, ExecInfo, ExecSpec, ExitStatus, FileKind, FileStat,
-    Limits, Mount, Rootfs, RunSpec, SandboxInfo, SandboxStats, SandboxSummary, Stream,
-    MAX_FILE_CHUNK,
+    FsMode, Limits, Mount, NetMode, PolicyRef, Rootfs, RunSpec, SandboxInfo, SandboxStats,
+    SandboxSummary, Stream, MAX_FILE_CHUNK,
 };
 pub use spec::SandboxBuilder;
 pub use transfer::{Skipped, Transfer};

@@ -357,6 +357,8 @@ impl Router {
             }
             // Single answers, routed above.
             Response::Status { .. }
+            | Response::Bundle { .. }
+            | Response::Policy { .. }
             | Response::Created { .. }
             | Response::Done { .. }
             | Response::Sandboxes { .. }
@@ -430,7 +432,9 @@ fn call_answer_id(resp: &Response) -> Option<u64> {
         | Response::Stats { id, .. }
         | Response::FileData { id, .. }
         | Response::FileList { id, .. }
-        | Response::FileInfo { id, .. } => Some(*id),
+        | Response::FileInfo { id, .. }
+        | Response::Bundle { id, .. }
+        | Response::Policy { id, .. } => Some(*id),
         Response::Welcome { .. }
         | Response::Started { .. }
         | Response::Output { .. }

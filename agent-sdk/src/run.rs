@@ -33,6 +33,10 @@ impl RunBuilder {
         }
     }
 
+    pub(crate) fn from_spec(client: Client, spec: RunSpec) -> Self {
+        RunBuilder { client, spec }
+    }
+
     /// Wall-clock limit; the sandbox is killed when it passes. Rounded up to whole milliseconds.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.spec.limits.timeout_ms = Some(millis(timeout));

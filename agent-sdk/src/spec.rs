@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use sandbox_proto::{CreateSpec, Limits, Mount, Rootfs, RunSpec};
+use sandbox_proto::{CreateSpec, FsMode, Limits, Mount, NetMode, PolicyRef, Rootfs, RunSpec};
 
 /// Setters common to every builder that describes a sandbox (a one-shot run or a long-lived
-/// sandbox). Bring it into scope with `use agent_sdk::SandboxBuilder;`. Unset limits take the
-/// daemon's defaults. Sealed: only this crate implements it.
+/// sandbox). Bring it into scope with `use agent_sdk::SandboxBuilder;`. Unset settings take the
+/// policy's values. Sealed: only this crate implements it.
 pub trait SandboxBuilder: Sized + sealed::Sealed {
     /// Memory limit in bytes.
     fn memory(mut self, bytes: u64) -> Self {
@@ -34,13 +34,75 @@ pub trait SandboxBuilder: Sized + sealed::Sealed {
         self
     }
 
-    /// Use the host's `/usr`, `/bin`, `/lib*` and a curated `/etc`, read-only (the default).
+    /// Swap on top of the memory limit, in bytes.
+    fn swap(mut self, bytes: u64) -> Self {
+        self.fields().limits.swap = Some(bytes);
+        self
+    }
+
+    /// Size of the `/tmp` tmpfs in bytes.
+    fn tmp_size(mut self, bytes: u64) -> Self {
+        self.fields().limits.tmp_size = Some(bytes);
+        self
+    }
+
+    /// Size of the `/dev/shm` tmpfs in bytes.
+    fn shm_size(mut self, bytes: u64) -> Self {
+        self.fields().limits.shm_size = Some(bytes);
+        self
+    }
+
+    /// Most open files per process (RLIMIT_NOFILE).
+    fn open_files(mut self, n: u64) -> Self {
+        self.fields().limits.open_files = Some(n);
+        self
+    }
+
+    /// Makes the sandbox under the daemon's policy `name` (e.g. `strict`, `ci`).
+    fn policy(mut self, name: impl Into<String>) -> Self {
+        *self.fields().policy = Some(PolicyRef::Name { name: name.into() });
+        self
+    }
+
+    /// Makes the sandbox under a policy given as TOML text (`source` names it in errors);
+    /// only root may do this.
+    fn policy_text(mut self, source: impl Into<String>, text: impl Into<String>) -> Self {
+        *self.fields().policy = Some(PolicyRef::Inline {
+            source: source.into(),
+            text: text.into(),
+        });
+        self
+    }
+
+    /// Filesystem mode (at most the policy's).
+    fn filesystem(mut self, mode: FsMode) -> Self {
+        *self.fields().filesystem = Some(mode);
+        self
+    }
+
+    /// Network mode (at most the policy's).
+    fn network(mut self, mode: NetMode) -> Self {
+        *self.fields().network = Some(mode);
+        self
+    }
+
+    /// Capabilities to keep (`CAP_*` names), each allowed by the policy.
+    fn capabilities<I, S>(mut self, caps: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        *self.fields().capabilities = Some(caps.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Use the host's `/usr`, `/bin`, `/lib*` and a curated `/etc`, read-only.
     fn rootfs_host(mut self) -> Self {
         *self.fields().rootfs = Rootfs::Host;
         self
     }
 
-    /// Use the host directory `path` (absolute), read-only, as `/`.
+    /// Use the host directory `path` (absolute) as `/`.
     fn rootfs_path(mut self, path: impl Into<String>) -> Self {
         *self.fields().rootfs = Rootfs::Path { path: path.into() };
         self
@@ -89,6 +151,10 @@ pub(crate) mod sealed {
         pub(crate) rootfs: &'a mut Rootfs,
         pub(crate) mounts: &'a mut Vec<Mount>,
         pub(crate) limits: &'a mut Limits,
+        pub(crate) policy: &'a mut Option<PolicyRef>,
+        pub(crate) filesystem: &'a mut Option<FsMode>,
+        pub(crate) network: &'a mut Option<NetMode>,
+        pub(crate) capabilities: &'a mut Option<Vec<String>>,
     }
 
     /// Keeps [`SandboxBuilder`] implemented by this crate's builders only.
@@ -105,6 +171,10 @@ pub(crate) mod sealed {
                 rootfs: &mut spec.rootfs,
                 mounts: &mut spec.mounts,
                 limits: &mut spec.limits,
+                policy: &mut spec.policy,
+                filesystem: &mut spec.filesystem,
+                network: &mut spec.network,
+                capabilities: &mut spec.capabilities,
             }
         }
 
@@ -115,6 +185,10 @@ pub(crate) mod sealed {
                 rootfs: &mut spec.rootfs,
                 mounts: &mut spec.mounts,
                 limits: &mut spec.limits,
+                policy: &mut spec.policy,
+                filesystem: &mut spec.filesystem,
+                network: &mut spec.network,
+                capabilities: &mut spec.capabilities,
             }
         }
     }

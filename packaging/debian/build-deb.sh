@@ -77,7 +77,7 @@ done
 stage=$out/stage
 rm -rf "$stage"
 install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$stage/lib/systemd/system" \
-    "$stage/etc/default" "$stage/usr/share/doc/sandboxd"
+    "$stage/etc/default" "$stage/etc/sandboxd/policies" "$stage/usr/share/doc/sandboxd"
 
 for bin in sandboxd sandboxctl; do
     install -m 0755 "$bin_dir/$bin" "$stage/usr/bin/$bin"
@@ -88,6 +88,11 @@ for bin in sandboxd sandboxctl; do
 done
 install -m 0644 "$packaging/systemd/sandboxd.service" "$stage/lib/systemd/system/sandboxd.service"
 install -m 0644 "$packaging/default/sandboxd" "$stage/etc/default/sandboxd"
+# The shipped policies, as conffiles: an operator edits or removes them, and sandboxd uses only
+# this directory once it exists.
+for pol in "$packaging"/../policies/*.toml; do
+    install -m 0644 "$pol" "$stage/etc/sandboxd/policies/$(basename "$pol")"
+done
 install -m 0644 "$packaging/README.md" "$stage/usr/share/doc/sandboxd/README.md"
 cat >"$stage/usr/share/doc/sandboxd/copyright" <<'COPYRIGHT'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
@@ -102,7 +107,10 @@ chmod 0644 "$stage/usr/share/doc/sandboxd/copyright"
 for script in postinst prerm postrm; do
     install -m 0755 "$here/$script" "$stage/DEBIAN/$script"
 done
-echo /etc/default/sandboxd >"$stage/DEBIAN/conffiles"
+{
+    echo /etc/default/sandboxd
+    for pol in "$stage"/etc/sandboxd/policies/*.toml; do echo "${pol#"$stage"}"; done
+} >"$stage/DEBIAN/conffiles"
 
 # Depends, from what the binaries link (what dpkg-shlibdeps would find for these libraries):
 # libc6 at least as new as the newest GLIBC_x.y symbol version they use.

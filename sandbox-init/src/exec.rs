@@ -114,8 +114,22 @@ fn child(
     let args = cstrings(&req.argv)?;
     let env = cstrings(&req.env)?;
 
-    // Nothing may be regained by exec: empty the bounding set while we still hold CAP_SETPCAP.
-    caps::clear(None, CapSet::Bounding).map_err(|e| (126, format!("bounding set: {e}")))?;
+    let keep = kept_caps(&config.capabilities)?;
+    // Nothing may be regained by exec: reduce the bounding set to what is kept while we still
+    // hold CAP_SETPCAP.
+    for cap in caps::all() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| (126, format!("bounding set: {e}")))?;
+        }
+    }
+    if !keep.is_empty() {
+        // Keep the permitted set through the change of uid (a non-root exec keeps its
+        // capabilities only as ambient ones, which need them inheritable).
+        nix::sys::prctl::set_keepcaps(true).map_err(fail("keepcaps"))?;
+        caps::set(None, CapSet::Inheritable, &keep)
+            .map_err(|e| (126, format!("inheritable set: {e}")))?;
+    }
     nix::unistd::setgroups(&[]).map_err(fail("setgroups"))?;
     nix::unistd::setresgid(
         Gid::from_raw(req.gid),
@@ -129,18 +143,31 @@ fn child(
         Uid::from_raw(req.uid),
     )
     .map_err(fail("setresuid"))?;
-    // As non-root from here on.
-    for set in [
-        CapSet::Ambient,
-        CapSet::Inheritable,
-        CapSet::Effective,
-        CapSet::Permitted,
-    ] {
-        caps::clear(None, set).map_err(|e| (126, format!("clearing capabilities: {e}")))?;
+    if keep.is_empty() {
+        for set in [
+            CapSet::Ambient,
+            CapSet::Inheritable,
+            CapSet::Effective,
+            CapSet::Permitted,
+        ] {
+            caps::clear(None, set).map_err(|e| (126, format!("clearing capabilities: {e}")))?;
+        }
+    } else {
+        let cap_err =
+            |what: &'static str| move |e: caps::errors::CapsError| (126, format!("{what}: {e}"));
+        // Effective first: it must stay a subset of the permitted set at every step.
+        caps::set(None, CapSet::Effective, &keep).map_err(cap_err("effective set"))?;
+        caps::set(None, CapSet::Permitted, &keep).map_err(cap_err("permitted set"))?;
+        caps::clear(None, CapSet::Ambient).map_err(cap_err("ambient set"))?;
+        for cap in &keep {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(cap_err("ambient set"))?;
+        }
     }
     // The seccomp filters came with the fork from init; no_new_privs keeps exec from gaining
-    // anything (and is what lets an unprivileged process keep filters across exec).
-    nix::sys::prctl::set_no_new_privs().map_err(fail("no_new_privs"))?;
+    // anything (setuid files, file capabilities).
+    if config.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(fail("no_new_privs"))?;
+    }
     // SAFETY: close_range only closes descriptors; every fd above 2 is given up here and no
     // object that owns one of them is used before execve.
     Errno::result(unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) })
@@ -148,6 +175,17 @@ fn child(
     let e = nix::unistd::execve(&cpath, &args, &env).unwrap_err();
     let code = if e == Errno::ENOENT { 127 } else { 126 };
     Err((code, format!("{path}: {e}")))
+}
+
+/// The capabilities to keep, by name.
+fn kept_caps(names: &[String]) -> Result<caps::CapsHashSet, (i32, String)> {
+    names
+        .iter()
+        .map(|n| {
+            n.parse::<caps::Capability>()
+                .map_err(|_| (126, format!("unknown capability {n}")))
+        })
+        .collect()
 }
 
 /// Installs every filter of `config` on the calling (single-threaded) process. Init holds

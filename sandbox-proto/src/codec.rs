@@ -117,6 +117,8 @@ pub const REQUEST_TYPES: &[&str] = &[
     "pause",
     "resume",
     "destroy",
+    "export_bundle",
+    "policy",
     "list",
     "inspect",
     "stats",
@@ -138,6 +140,8 @@ pub const RESPONSE_TYPES: &[&str] = &[
     "error",
     "created",
     "done",
+    "bundle",
+    "policy",
     "sandboxes",
     "sandbox",
     "stats",
@@ -431,7 +435,7 @@ mod tests {
         match decode_request(&body).unwrap() {
             Request::Run { id: 2, spec } => {
                 assert_eq!(spec.argv, vec!["true"]);
-                assert_eq!(spec.rootfs, Rootfs::Host);
+                assert_eq!(spec.rootfs, Rootfs::Policy);
                 assert!(!spec.stdin);
             }
             other => panic!("{other:?}"),

@@ -28,6 +28,11 @@ pub struct InitConfig {
     pub seccomp: Vec<Vec<BpfInsn>>,
     /// RLIMIT_NOFILE for execs (capped at the inherited hard limit).
     pub nofile: u64,
+    /// Capabilities every exec keeps (`CAP_*` names, checked by the daemon); all others are
+    /// dropped from every set.
+    pub capabilities: Vec<String>,
+    /// Set no_new_privs on every exec.
+    pub no_new_privileges: bool,
 }
 
 /// Terminal size.

@@ -160,6 +160,23 @@ pub enum Request {
         /// The sandbox.
         sandbox_id: String,
     },
+    /// The OCI form of the sandbox `spec` describes (its policy resolved as for `run`), for
+    /// runc or crun: answered by [`Response::Bundle`]. Creates nothing. The bundle's user
+    /// namespace maps the daemon's export uid range, outside the ranges of its own sandboxes.
+    ExportBundle {
+        /// Names the answer.
+        id: u64,
+        /// The sandbox, as for `run` (`argv` is the bundle's command).
+        spec: RunSpec,
+    },
+    /// A policy the daemon knows, with every default filled in: answered by
+    /// [`Response::Policy`].
+    Policy {
+        /// Names the answer.
+        id: u64,
+        /// Its name; `None`: the daemon's default policy.
+        name: Option<String>,
+    },
     /// The caller's sandboxes (root: all). Answered by [`Response::Sandboxes`].
     List {
         /// Names the answer.
@@ -329,6 +346,28 @@ pub enum Response {
         /// The request's id.
         id: u64,
     },
+    /// The answer to `export_bundle`.
+    Bundle {
+        /// The request's id.
+        id: u64,
+        /// `config.json`, runtime-spec 1.0.2. Its `root.path` is `rootfs` (relative to the
+        /// bundle) for the host's system directories, or the absolute path of the sandbox's
+        /// root filesystem directory.
+        config: String,
+        /// For a `rootfs` inside the bundle: what to create there before running it (the mount
+        /// points of the read-only binds `config` lists, and the host's symlinks such as
+        /// `bin -> usr/bin`). Empty for a root filesystem directory.
+        rootfs: Vec<BundleEntry>,
+    },
+    /// The answer to `policy`.
+    Policy {
+        /// The request's id.
+        id: u64,
+        /// The policy's name.
+        name: String,
+        /// The effective policy as TOML (every key written).
+        text: String,
+    },
     /// The answer to `list`.
     Sandboxes {
         /// The request's id.
@@ -414,6 +453,10 @@ pub enum ErrorCode {
     InvalidArgument,
     /// The caller may not do this (e.g. mount a folder it does not own).
     PermissionDenied,
+    /// The request asks for more than its policy allows (a limit above the policy's maximum,
+    /// a capability it does not list, a looser filesystem or network mode); the message names
+    /// the field and the bound.
+    PolicyViolation,
     /// A daemon limit was reached (sandboxes, connections, runs per connection).
     ResourceExhausted,
     /// The sandbox could not be created; the message names the step that failed.
@@ -442,6 +485,7 @@ impl ErrorCode {
             ErrorCode::ProtocolViolation => "protocol_violation",
             ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::PermissionDenied => "permission_denied",
+            ErrorCode::PolicyViolation => "policy_violation",
             ErrorCode::ResourceExhausted => "resource_exhausted",
             ErrorCode::SpawnFailed => "spawn_failed",
             ErrorCode::ShuttingDown => "shutting_down",
@@ -457,6 +501,17 @@ impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One entry of an exported bundle's `rootfs` directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleEntry {
+    /// Path relative to `rootfs` (parents come first).
+    pub path: String,
+    /// `dir`, `file` (an empty file, a mount point) or `symlink`.
+    pub kind: String,
+    /// A symlink's target.
+    pub target: Option<String>,
 }
 
 /// What to run and in what kind of sandbox.
@@ -482,14 +537,99 @@ pub struct RunSpec {
     /// Whether the client will send stdin ([`Request::Stdin`]); if false the command's stdin is
     /// empty (reads EOF at once).
     pub stdin: bool,
+    /// What the sandbox is allowed: the policy's defaults fill every field the request leaves
+    /// out, and its bounds cap what the request may ask for. `None`: the daemon's default
+    /// policy.
+    pub policy: Option<PolicyRef>,
+    /// Filesystem mode; at most as permissive as the policy's. `None`: the policy's.
+    pub filesystem: Option<FsMode>,
+    /// Network mode; at most as permissive as the policy's. `None`: the policy's.
+    pub network: Option<NetMode>,
+    /// Capabilities to keep (`CAP_*` names), each one the policy allows. `None`: the policy's.
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// Which policy a sandbox is made under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PolicyRef {
+    /// A policy the daemon knows by name (`/etc/sandboxd/policies/NAME.toml`).
+    Name {
+        /// Its name.
+        name: String,
+    },
+    /// A policy file's text, sent by the client (only root may use one: a policy is what
+    /// bounds a client's requests).
+    Inline {
+        /// Where the text came from, for error messages (a file name).
+        source: String,
+        /// The TOML text.
+        text: String,
+    },
+}
+
+/// How much of its filesystem a sandbox may write, from least to most.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsMode {
+    /// Nothing writable but the tmpfs `/tmp` (and `/dev/shm`); `/workspace` and every host
+    /// folder are read-only.
+    ReadOnly,
+    /// `/workspace`, `/tmp`, `/dev/shm` and read-write host folders are writable; the rest is
+    /// read-only.
+    #[default]
+    WorkspaceOnly,
+    /// The root is a writable overlay (upper layer on a tmpfs) over the root filesystem.
+    Full,
+}
+
+impl FsMode {
+    /// The policy-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsMode::ReadOnly => "read-only",
+            FsMode::WorkspaceOnly => "workspace-only",
+            FsMode::Full => "full",
+        }
+    }
+}
+
+/// What network a sandbox has, from least to most.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetMode {
+    /// A network namespace with only `lo`.
+    #[default]
+    None,
+    /// Only the hosts a policy allows, through the daemon's proxy.
+    Allowlist,
+    /// A routed link out, with a deny list for private ranges.
+    Full,
+}
+
+impl NetMode {
+    /// The policy-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetMode::None => "none",
+            NetMode::Allowlist => "allowlist",
+            NetMode::Full => "full",
+        }
+    }
 }
 
 /// The root filesystem a sandbox sees.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Rootfs {
-    /// Read-only binds of the host's `/usr`, `/bin`, `/sbin`, `/lib*` and a curated `/etc`.
+    /// The policy's root filesystem.
     #[default]
+    Policy,
+    /// Read-only binds of the host's `/usr`, `/bin`, `/sbin`, `/lib*` and a curated `/etc`.
     Host,
     /// A directory on the host, mounted read-only as `/`.
     Path {
@@ -511,11 +651,12 @@ pub struct Mount {
     pub read_only: bool,
 }
 
-/// Resource limits of one sandbox. `None` takes the daemon's default.
+/// Resource limits of one sandbox. `None` takes the policy's default; a value must be within
+/// the policy's bounds.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
-    /// Memory limit in bytes (swap is off).
+    /// Memory limit in bytes.
     pub memory: Option<u64>,
     /// Most processes and threads at once.
     pub pids: Option<u64>,
@@ -525,6 +666,14 @@ pub struct Limits {
     pub timeout_ms: Option<u64>,
     /// Size of the `/workspace` tmpfs in bytes.
     pub workspace_size: Option<u64>,
+    /// Swap the sandbox may use on top of `memory`, in bytes (0: none).
+    pub swap: Option<u64>,
+    /// Size of the `/tmp` tmpfs in bytes.
+    pub tmp_size: Option<u64>,
+    /// Size of the `/dev/shm` tmpfs in bytes.
+    pub shm_size: Option<u64>,
+    /// RLIMIT_NOFILE of every process.
+    pub open_files: Option<u64>,
 }
 
 /// How a run ended.

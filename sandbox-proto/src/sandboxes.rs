@@ -24,6 +24,18 @@ pub struct CreateSpec {
     /// Destroy the sandbox after this long without any request about it (exec, files, ...)
     /// while no exec runs.
     pub idle_timeout_ms: Option<u64>,
+    /// The policy (as [`crate::RunSpec::policy`]); its `ttl` and `idle_timeout` apply when
+    /// the request names none.
+    pub policy: Option<crate::PolicyRef>,
+    /// Filesystem mode; at most the policy's.
+    pub filesystem: Option<crate::FsMode>,
+    /// Network mode; at most the policy's.
+    pub network: Option<crate::NetMode>,
+    /// Capabilities to keep; each one the policy allows.
+    pub capabilities: Option<Vec<String>>,
+    /// Free-form labels kept with the sandbox and shown by `inspect` (at most 64, keys up to
+    /// 256 bytes, values up to 4096); `io.sandboxd.bundle` names the OCI bundle it came from.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// A command to run in an existing sandbox.
@@ -98,6 +110,16 @@ pub struct SandboxInfo {
     pub cgroup: String,
     /// Host pid of its init.
     pub init_pid: u32,
+    /// The policy it was made under.
+    pub policy: String,
+    /// Its filesystem mode.
+    pub filesystem: crate::FsMode,
+    /// Its network mode.
+    pub network: crate::NetMode,
+    /// Capabilities its execs keep.
+    pub capabilities: Vec<String>,
+    /// Its annotations (from `create`).
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// Its execs, running and ended (most recent last; bounded).
     pub execs: Vec<ExecInfo>,
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use agent_sdk::{Mount, Rootfs, SandboxBuilder};
+use agent_sdk::{FsMode, Mount, NetMode, Rootfs, SandboxBuilder};
 use clap::Args;
 
 use crate::units::parse_size;
@@ -11,6 +11,19 @@ use crate::units::parse_size;
 /// Flags describing a sandbox.
 #[derive(Debug, Args)]
 pub struct SandboxFlags {
+    /// Policy: a name the daemon knows (default, strict, ci, browser, ...) or a policy file
+    /// (a path with a '/'; root only) [default: the daemon's default policy]
+    #[arg(long, value_name = "NAME|FILE")]
+    pub policy: Option<String>,
+    /// Filesystem mode, at most the policy's
+    #[arg(long, value_name = "MODE", value_parser = parse_fs_mode)]
+    pub filesystem: Option<FsMode>,
+    /// Network mode, at most the policy's
+    #[arg(long, value_name = "MODE", value_parser = parse_net_mode)]
+    pub network: Option<NetMode>,
+    /// Keep this capability (repeatable; each must be allowed by the policy)
+    #[arg(long = "cap", value_name = "CAP_NAME")]
+    pub caps: Vec<String>,
     /// Memory limit: bytes, or k/M/G (binary units; KiB/MiB/GiB also accepted)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
@@ -23,7 +36,19 @@ pub struct SandboxFlags {
     /// Size of the /workspace tmpfs
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub workspace_size: Option<u64>,
-    /// Root filesystem: the host's system folders (the default) or a directory
+    /// Swap on top of the memory limit
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub swap: Option<u64>,
+    /// Size of the /tmp tmpfs
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub tmp_size: Option<u64>,
+    /// Size of the /dev/shm tmpfs
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub shm_size: Option<u64>,
+    /// Most open files per process
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub open_files: Option<u64>,
+    /// Root filesystem: the host's system folders or a directory [default: the policy's]
     #[arg(long, value_name = "host|PATH", value_parser = parse_rootfs)]
     pub rootfs: Option<Rootfs>,
     /// Bind host folder H at S in the sandbox, read-only with :ro (repeatable)
@@ -38,8 +63,38 @@ pub struct SandboxFlags {
 }
 
 impl SandboxFlags {
-    /// Sets every flag given on `b`.
-    pub fn apply<B: SandboxBuilder>(&self, mut b: B) -> B {
+    /// Sets every flag given on `b`; reads a policy file named by path.
+    pub fn apply<B: SandboxBuilder>(&self, mut b: B) -> anyhow::Result<B> {
+        if let Some(p) = &self.policy {
+            b = if p.contains('/') {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| anyhow::anyhow!("reading policy file {p}: {e}"))?;
+                b.policy_text(p.clone(), text)
+            } else {
+                b.policy(p.clone())
+            };
+        }
+        if let Some(mode) = self.filesystem {
+            b = b.filesystem(mode);
+        }
+        if let Some(mode) = self.network {
+            b = b.network(mode);
+        }
+        if !self.caps.is_empty() {
+            b = b.capabilities(self.caps.iter().cloned());
+        }
+        if let Some(bytes) = self.swap {
+            b = b.swap(bytes);
+        }
+        if let Some(bytes) = self.tmp_size {
+            b = b.tmp_size(bytes);
+        }
+        if let Some(bytes) = self.shm_size {
+            b = b.shm_size(bytes);
+        }
+        if let Some(n) = self.open_files {
+            b = b.open_files(n);
+        }
         if let Some(bytes) = self.memory {
             b = b.memory(bytes);
         }
@@ -53,7 +108,8 @@ impl SandboxFlags {
             b = b.workspace_size(bytes);
         }
         b = match &self.rootfs {
-            None | Some(Rootfs::Host) => b.rootfs_host(),
+            None | Some(Rootfs::Policy) => b,
+            Some(Rootfs::Host) => b.rootfs_host(),
             Some(Rootfs::Path { path }) => b.rootfs_path(path.clone()),
         };
         for m in &self.mounts {
@@ -65,8 +121,22 @@ impl SandboxFlags {
         if let Some(name) = &self.hostname {
             b = b.hostname(name.clone());
         }
-        b
+        Ok(b)
     }
+}
+
+fn parse_fs_mode(text: &str) -> Result<FsMode, String> {
+    [FsMode::ReadOnly, FsMode::WorkspaceOnly, FsMode::Full]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+        .ok_or_else(|| format!("{text:?}: expected read-only, workspace-only or full"))
+}
+
+fn parse_net_mode(text: &str) -> Result<NetMode, String> {
+    [NetMode::None, NetMode::Allowlist, NetMode::Full]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+        .ok_or_else(|| format!("{text:?}: expected none, allowlist or full"))
 }
 
 fn parse_cpus(text: &str) -> Result<f64, String> {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+/// OCI bundles (`run --bundle`) as run requests.
+mod bundle;
 /// One module per verb.
 mod commands;
 /// A private daemon for one run when none answers.
@@ -23,7 +25,8 @@ mod tty;
 mod units;
 
 use commands::{
-    cp, create, exec, inspect, kill, logs, ls, pause, resume, rm, run, stats, status, NoDaemon,
+    cp, create, exec, export_bundle, inspect, kill, logs, ls, pause, policy, resume, rm, run,
+    state, stats, status, NoDaemon,
 };
 
 /// Where sandboxd listens unless told otherwise.
@@ -94,6 +97,13 @@ enum Verb {
     Cp(cp::CpArgs),
     /// Show the daemon's version, cgroup hierarchy and live sandboxes
     Status,
+    /// Write a sandbox's OCI bundle (config.json and rootfs) for runc or crun
+    #[command(override_usage = "sandboxctl export-bundle [OPTIONS] <DIR> [-- <CMD> [ARGS]...]")]
+    ExportBundle(Box<export_bundle::ExportArgs>),
+    /// Print a sandbox's OCI runtime state as JSON
+    State(state::StateArgs),
+    /// Validate policy files, or show a policy with its defaults filled in
+    Policy(policy::PolicyArgs),
 }
 
 fn main() {
@@ -137,5 +147,8 @@ async fn dispatch(socket: &Path, verb: Verb) -> anyhow::Result<i32> {
         Verb::Rm(args) => rm::execute(socket, args).await,
         Verb::Cp(args) => cp::execute(socket, args).await,
         Verb::Status => status::execute(socket).await,
+        Verb::ExportBundle(args) => export_bundle::execute(socket, *args).await,
+        Verb::State(args) => state::execute(socket, args).await,
+        Verb::Policy(args) => policy::execute(socket, args).await,
     }
 }

@@ -41,18 +41,14 @@ pub struct Config {
     /// Largest frame accepted from a client, in bytes.
     #[arg(long, default_value_t = sandbox_proto::MAX_FRAME_LEN)]
     pub max_frame: usize,
-    /// Default memory limit in bytes.
-    #[arg(long, default_value_t = 1 << 30)]
-    pub default_memory: u64,
-    /// Default pids limit.
-    #[arg(long, default_value_t = 1024)]
-    pub default_pids: u64,
-    /// Default `/workspace` tmpfs size in bytes.
-    #[arg(long, default_value_t = 512 << 20)]
-    pub default_workspace_size: u64,
-    /// `/tmp` tmpfs size in bytes.
-    #[arg(long, default_value_t = 256 << 20)]
-    pub tmp_size: u64,
+    /// Directory of policy files (`NAME.toml`). When it exists, only its policies can be used;
+    /// when it does not, the policies shipped in the binary (default, strict, ci, browser,
+    /// network-allowlist).
+    #[arg(long, default_value = "/etc/sandboxd/policies")]
+    pub policy_dir: PathBuf,
+    /// The policy of requests that name none.
+    #[arg(long, default_value = "default")]
+    pub default_policy: String,
     /// Most long-lived sandboxes one non-root uid may have at once.
     #[arg(long, default_value_t = 32)]
     pub max_sandboxes_per_uid: usize,
@@ -66,9 +62,6 @@ pub struct Config {
     /// Size cap of each exec's output log, in bytes (output past it is dropped and marked).
     #[arg(long, default_value_t = 16 << 20)]
     pub exec_log_cap: u64,
-    /// RLIMIT_NOFILE (soft and hard) inside sandboxes.
-    #[arg(long, default_value_t = 8192)]
-    pub nofile: u64,
 }
 
 impl Config {
@@ -77,8 +70,9 @@ impl Config {
 
     /// Checks the flags against each other.
     pub fn validate(&self) -> Result<(), String> {
+        // One range past the sandboxes' own: the export range of OCI bundles.
         let top = u64::from(self.uid_base)
-            + u64::from(self.max_sandboxes) * u64::from(Self::IDS_PER_SANDBOX);
+            + (u64::from(self.max_sandboxes) + 1) * u64::from(Self::IDS_PER_SANDBOX);
         if self.uid_base < Self::IDS_PER_SANDBOX || top > u64::from(u32::MAX - 1) {
             return Err(format!(
                 "--uid-base {} with --max-sandboxes {} leaves the valid uid range",

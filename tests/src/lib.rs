@@ -92,6 +92,44 @@ pub fn busybox_rootfs() -> PathBuf {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// The shipped policies, into `dir`; `default` may also mount the build directories (where
+/// the probe lives, wherever the clone and its target directory are).
+pub fn write_test_policies(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("policy dir");
+    let target = bin("sandboxd")
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(repo_root);
+    for (name, text) in sandbox_policy::SHIPPED {
+        let text = if *name == "default" {
+            let line = format!(
+                "host_mounts = [\"/tmp\", \"/var/tmp\", {:?}, {:?}]",
+                repo_root().to_string_lossy(),
+                target.to_string_lossy()
+            );
+            let out: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("host_mounts") {
+                        line.clone()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            assert!(
+                out.contains(&line),
+                "the shipped default has no host_mounts line"
+            );
+            out.join("\n")
+        } else {
+            text.to_string()
+        };
+        std::fs::write(dir.join(format!("{name}.toml")), text).expect("writing a policy");
+    }
+}
+
 /// Whether this host's cgroups are v2 only.
 pub fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -177,7 +215,8 @@ impl TestDaemon {
         std::fs::create_dir_all(&dir).expect("temp dir");
         // Unique across concurrent test processes and daemons: 1024 blocks of 8 ranges.
         let block = (pid % 64) * 16 + n % 16;
-        let uid_base = 0x5000_0000 + block * MAX_SANDBOXES * 65536;
+        // Each block: the daemon's ranges and its export range (one more).
+        let uid_base = 0x5000_0000 + block * (MAX_SANDBOXES + 1) * 65536;
         let mut d = TestDaemon {
             socket: dir.join("sandboxd.sock"),
             state_dir: dir.join("state"),
@@ -187,8 +226,14 @@ impl TestDaemon {
             dir,
             child: None,
         };
+        write_test_policies(&d.dir.join("policies"));
         d.spawn(extra);
         d
+    }
+
+    /// The daemon's policy directory.
+    pub fn policy_dir(&self) -> PathBuf {
+        self.dir.join("policies")
     }
 
     fn spawn(&mut self, extra: &[&str]) {
@@ -202,6 +247,8 @@ impl TestDaemon {
             .args(["--uid-base", &self.uid_base.to_string()])
             .args(["--max-sandboxes", &MAX_SANDBOXES.to_string()])
             .args(["--group", "root"])
+            .arg("--policy-dir")
+            .arg(self.dir.join("policies"))
             .args(extra)
             .env("SANDBOXD_LOG", "debug")
             .stdin(Stdio::null())

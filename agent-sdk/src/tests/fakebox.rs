@@ -118,6 +118,8 @@ fn request_id(req: &Request) -> Option<u64> {
         | Request::Pause { id, .. }
         | Request::Resume { id, .. }
         | Request::Destroy { id, .. }
+        | Request::ExportBundle { id, .. }
+        | Request::Policy { id, .. }
         | Request::List { id }
         | Request::Inspect { id, .. }
         | Request::Stats { id, .. }

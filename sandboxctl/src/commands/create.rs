@@ -26,7 +26,7 @@ pub struct CreateArgs {
 /// Creates the sandbox and prints its id.
 pub async fn execute(socket: &Path, args: CreateArgs) -> anyhow::Result<i32> {
     let client = connect(socket).await?;
-    let mut b = args.sandbox.apply(client.create());
+    let mut b = args.sandbox.apply(client.create())?;
     if let Some(ttl) = args.ttl {
         b = b.ttl(ttl);
     }

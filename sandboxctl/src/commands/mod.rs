@@ -11,6 +11,8 @@ pub mod cp;
 pub mod create;
 /// `sandboxctl exec`: run a command in a long-lived sandbox.
 pub mod exec;
+/// `sandboxctl export-bundle`: a sandbox as an OCI bundle for runc and crun.
+pub mod export_bundle;
 /// `sandboxctl inspect`: one sandbox as JSON.
 pub mod inspect;
 /// `sandboxctl kill`: signal an exec or a whole sandbox.
@@ -21,12 +23,16 @@ pub mod logs;
 pub mod ls;
 /// `sandboxctl pause`: freeze a sandbox.
 pub mod pause;
+/// `sandboxctl policy`: validate a policy file, show a policy.
+pub mod policy;
 /// `sandboxctl resume`: thaw a sandbox.
 pub mod resume;
 /// `sandboxctl rm`: destroy sandboxes.
 pub mod rm;
 /// `sandboxctl run`: run a command in a new sandbox and stream its output.
 pub mod run;
+/// `sandboxctl state`: a sandbox's OCI runtime state.
+pub mod state;
 /// `sandboxctl stats`: a sandbox's resource usage.
 pub mod stats;
 /// `sandboxctl status`: the daemon's state.

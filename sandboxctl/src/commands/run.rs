@@ -2,13 +2,16 @@
 //! and SIGINT/SIGTERM, and exits with the command's status as a shell would.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::Context;
 
 use agent_sdk::{Client, RunBuilder};
 use clap::Args;
 
 use super::CLIENT_NAME;
+use crate::bundle;
 use crate::embedded::{self, Embedded};
 use crate::flags::{parse_sandbox_path, SandboxFlags};
 use crate::stream::{forward_stdin, stream, Signals};
@@ -25,8 +28,12 @@ pub struct RunArgs {
     /// Working directory in the sandbox [default: /workspace]
     #[arg(long, value_name = "DIR", value_parser = parse_sandbox_path)]
     cwd: Option<String>,
+    /// Run an OCI bundle (DIR/config.json and its root): every field sandboxd supports is
+    /// mapped, the others are refused in one list; flags given here apply on top
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    bundle: Option<PathBuf>,
     /// The command and its arguments
-    #[arg(value_name = "CMD", required = true, trailing_var_arg = true, num_args = 1..)]
+    #[arg(value_name = "CMD", required_unless_present = "bundle", trailing_var_arg = true, num_args = 1..)]
     command: Vec<String>,
 }
 
@@ -90,7 +97,7 @@ async fn connect(socket: &Path, signals: &mut Signals) -> anyhow::Result<Connect
 
 async fn run(client: &Client, args: &RunArgs, signals: &mut Signals) -> anyhow::Result<i32> {
     let stdin = !std::io::stdin().is_terminal();
-    let mut run = args.builder(client).stdin(stdin).start().await?;
+    let mut run = args.builder(client).await?.stdin(stdin).start().await?;
     if stdin {
         forward_stdin(run.stdin_handle());
     }
@@ -114,16 +121,50 @@ async fn run(client: &Client, args: &RunArgs, signals: &mut Signals) -> anyhow::
 }
 
 impl RunArgs {
-    fn builder(&self, client: &Client) -> RunBuilder {
-        let mut b = self.sandbox.apply(client.run(self.command.iter().cloned()));
+    async fn builder(&self, client: &Client) -> anyhow::Result<RunBuilder> {
+        let mut b = match &self.bundle {
+            Some(dir) => self.sandbox.apply(from_bundle(client, dir).await?)?,
+            None => self
+                .sandbox
+                .apply(client.run(self.command.iter().cloned()))?,
+        };
         if let Some(t) = &self.timeout {
             b = b.timeout(t.duration);
         }
         if let Some(dir) = &self.cwd {
             b = b.cwd(dir.clone());
         }
-        b
+        Ok(b)
     }
+}
+
+/// A run of the bundle at `dir`; its notes go to stderr. A bundle's own seccomp profile is
+/// accepted only when it is the policy's (e.g. a bundle `export-bundle` wrote): the policy's
+/// profile is what the sandbox gets.
+async fn from_bundle(client: &Client, dir: &Path) -> anyhow::Result<RunBuilder> {
+    let b = bundle::load(dir)?;
+    for note in &b.notes {
+        eprintln!("sandboxctl: bundle: {note}");
+    }
+    if b.terminal {
+        eprintln!(
+            "sandboxctl: bundle: process.terminal: run on pipes (for a terminal: create, then exec -t)"
+        );
+    }
+    let run = client.run_spec(b.spec.clone());
+    if let Some(theirs) = &b.seccomp {
+        let (config, _) = client
+            .export_bundle(b.spec.clone())
+            .await
+            .context("rendering the policy's seccomp profile")?;
+        let ours: serde_json::Value = serde_json::from_str(&config)?;
+        if ours["linux"]["seccomp"] != *theirs {
+            anyhow::bail!(
+                "the bundle asks for what sandboxd does not support:\n  linux.seccomp: not the policy's profile (sandboxd applies the policy's seccomp profile; remove linux.seccomp or pick the policy whose profile it is)"
+            );
+        }
+    }
+    Ok(run)
 }
 
 fn parse_timeout(text: &str) -> Result<Timeout, String> {

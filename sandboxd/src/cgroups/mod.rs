@@ -83,8 +83,10 @@ pub fn version() -> CgroupVersion {
 /// Resource limits of one sandbox; `None` leaves that resource unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CgroupLimits {
-    /// Memory limit in bytes; swap is turned off for the sandbox whenever this is set.
+    /// Memory limit in bytes; with it, swap is limited to `swap` (off when that is 0).
     pub memory: Option<u64>,
+    /// Swap the sandbox may use on top of `memory`, in bytes.
+    pub swap: u64,
     /// Maximum number of processes (and threads).
     pub pids: Option<u64>,
     /// CPU bandwidth in CPUs, e.g. 1.5 (at least 0.01).
@@ -602,11 +604,12 @@ impl SandboxCgroup {
         if let Some(bytes) = limits.memory.map(to_i64) {
             let mem = self.controller::<MemController>("memory")?;
             mem.set_limit(bytes).map_err(failed("memory"))?;
-            // Swap off: v2 limits swap alone, v1 memory+swap. The file is missing when swap
-            // accounting is off, and then there is no swap limit to set.
+            // The swap limit: v2 limits swap alone, v1 memory+swap. The file is missing when
+            // swap accounting is off, and then there is no swap limit to set.
+            let swap = to_i64(limits.swap);
             let (file, swap) = match self.version {
-                CgroupVersion::V2 => ("memory.swap.max", 0),
-                CgroupVersion::V1 => ("memory.memsw.limit_in_bytes", bytes),
+                CgroupVersion::V2 => ("memory.swap.max", swap),
+                CgroupVersion::V1 => ("memory.memsw.limit_in_bytes", bytes.saturating_add(swap)),
             };
             if mem.path().join(file).exists() {
                 mem.set_memswap_limit(swap).map_err(failed("swap"))?;

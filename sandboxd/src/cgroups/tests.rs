@@ -75,7 +75,12 @@ fn open_gate(child: &mut Child) {
 }
 
 fn limits(memory: Option<u64>, pids: Option<u64>, cpus: Option<f64>) -> CgroupLimits {
-    CgroupLimits { memory, pids, cpus }
+    CgroupLimits {
+        memory,
+        swap: 0,
+        pids,
+        cpus,
+    }
 }
 
 /// Expected files: "<v1 hierarchy> <v1 file> <value>|<v2 file> <value>". Swap files may be

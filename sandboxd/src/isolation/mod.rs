@@ -5,7 +5,6 @@
 //! of sandboxd.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
 
 use nix::errno::Errno;
 
@@ -66,8 +65,8 @@ pub fn contain(plan: &Plan, fds: &Handoff) -> Result<(), ContainError> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| ContainError::Prctl("setting the parent-death signal", e))?;
     namespaces::enter_cgroup_ns()?;
-    mounts::build_root(plan, fds.rootfs.as_ref(), &fds.mounts)?;
-    mounts::pivot(Path::new(&plan.root_dir))?;
+    let root = mounts::build_root(plan, fds.rootfs.as_ref(), &fds.mounts)?;
+    mounts::pivot(&root, plan.fs_mode == sandbox_proto::FsMode::Full)?;
     namespaces::set_hostname(&plan.hostname)?;
     namespaces::loopback_up()?;
     // Init keeps its capabilities (inside the sandbox's user namespace only) to serve the

@@ -1,5 +1,5 @@
 //! The sandbox's filesystem: a private mount tree with a tmpfs root holding read-only binds of
-//! the root filesystem, `/proc` with runc's masked and read-only paths, a minimal `/dev`, tmpfs
+//! the root filesystem (or, in `full` mode, a writable overlay over it), `/proc` with runc's masked and read-only paths, a minimal `/dev`, tmpfs
 //! `/tmp` and `/workspace`, and the host folders (idmapped by the helper); then `pivot_root`.
 //!
 //! Runs in the sandbox's init, inside its user and mount namespaces, before `pivot_root`: host
@@ -12,6 +12,8 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use sandbox_proto::FsMode;
 
 use crate::policy::{Plan, RootPlan};
 use crate::sys;
@@ -128,8 +130,8 @@ pub enum MountError {
         #[source]
         source: std::io::Error,
     },
-    /// A mount target goes through a symlink.
-    #[error("mount target {path} goes through a symlink")]
+    /// A mount target goes through a symlink (or is not a directory).
+    #[error("mount target {path} goes through a symlink or is not a directory")]
     SymlinkInTarget {
         /// The target.
         path: PathBuf,
@@ -150,6 +152,14 @@ pub enum MountError {
         /// Why.
         #[source]
         source: Errno,
+    },
+    /// A device node the policy names is missing on the host or not a device.
+    #[error("device {path}: {reason}")]
+    Device {
+        /// The host path.
+        path: String,
+        /// Why.
+        reason: String,
     },
     /// `pivot_root`.
     #[error("pivot_root into {root}")]
@@ -186,13 +196,21 @@ fn tmpfs(target: &Path, flags: MsFlags, opts: &str) -> Result<(), MountError> {
     })
 }
 
+/// Creates a directory to mount on; one already there must be a directory, not a symlink
+/// (which a mount would follow out of the sandbox's root, e.g. a rootfs's `/tmp -> /etc`).
 fn mkdir(path: &Path, mode: u32) -> Result<(), MountError> {
     match fs::DirBuilder::new().mode(mode).create(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(MountError::Create {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            match fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => Ok(()),
+                _ => Err(MountError::SymlinkInTarget { path: path.into() }),
+            }
+        }
+        Err(e) => Err(MountError::Create {
             path: path.into(),
             source: e,
         }),
-        _ => Ok(()),
+        Ok(()) => Ok(()),
     }
 }
 
@@ -272,6 +290,48 @@ fn mirror(src: &Path, dst: &Path, follow: bool) -> Result<(), MountError> {
     bind_ro(src, dst)
 }
 
+/// One entry of the `Rootfs::Host` root as the host has it now (what [`host_system`] makes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEntry {
+    /// A directory bound read-only from the same host path.
+    Dir(String),
+    /// A file bound read-only from the same host path.
+    File(String),
+    /// A symlink, copied.
+    Symlink(String, String),
+}
+
+/// The entries of the `Rootfs::Host` root (absolute paths, parents first), for an OCI bundle
+/// that rebuilds it with binds.
+pub fn host_layout() -> Vec<HostEntry> {
+    let mut out = Vec::new();
+    let mut add = |src: PathBuf, follow: bool| {
+        let meta = if follow {
+            fs::metadata(&src)
+        } else {
+            fs::symlink_metadata(&src)
+        };
+        let Ok(meta) = meta else { return };
+        let p = src.to_string_lossy().into_owned();
+        if meta.file_type().is_symlink() {
+            if let Ok(t) = fs::read_link(&src) {
+                out.push(HostEntry::Symlink(p, t.to_string_lossy().into_owned()));
+            }
+        } else if meta.is_dir() {
+            out.push(HostEntry::Dir(p));
+        } else if meta.is_file() {
+            out.push(HostEntry::File(p));
+        }
+    };
+    for d in HOST_DIRS {
+        add(Path::new("/").join(d), false);
+    }
+    for e in HOST_ETC {
+        add(Path::new("/etc").join(e), true);
+    }
+    out
+}
+
 fn host_system(root: &Path) -> Result<(), MountError> {
     for d in HOST_DIRS {
         mirror(&Path::new("/").join(d), &root.join(d), false)?;
@@ -343,7 +403,7 @@ fn proc(root: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
-fn dev(root: &Path) -> Result<(), MountError> {
+fn dev(root: &Path, plan: &Plan) -> Result<(), MountError> {
     let d = root.join("dev");
     mkdir(&d, 0o755)?;
     tmpfs(
@@ -382,7 +442,7 @@ fn dev(root: &Path) -> Result<(), MountError> {
     tmpfs(
         &shm,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        "mode=1777,size=64m",
+        &format!("mode=1777,size={}", plan.shm_size),
     )?;
     let mq = d.join("mqueue");
     mkdir(&mq, 0o755)?;
@@ -401,7 +461,43 @@ fn dev(root: &Path) -> Result<(), MountError> {
     for (name, target) in DEV_LINKS {
         link(Path::new(target), &d.join(name))?;
     }
+    for path in &plan.devices {
+        device(&d, path)?;
+    }
     set_attr(&d, sys::MOUNT_ATTR_RDONLY, false)
+}
+
+/// Binds the host's device node `path` (`/dev/...`, checked by the policy) at the same path
+/// in the sandbox's `/dev` (`d`). The node keeps its host owner and mode; the sandbox cannot
+/// create device nodes itself.
+fn device(d: &Path, path: &str) -> Result<(), MountError> {
+    use std::os::unix::fs::FileTypeExt;
+    let err = |reason: String| MountError::Device {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = fs::symlink_metadata(path).map_err(|e| err(e.to_string()))?;
+    let ft = meta.file_type();
+    if !ft.is_char_device() && !ft.is_block_device() {
+        return Err(err("not a device node".into()));
+    }
+    let rel = path
+        .strip_prefix("/dev/")
+        .ok_or_else(|| err("not under /dev".into()))?;
+    let target = d.join(rel);
+    if let Some(parent) = target.parent() {
+        let mut cur = d.to_path_buf();
+        for c in parent.strip_prefix(d).unwrap_or(Path::new("")).components() {
+            cur.push(c);
+            mkdir(&cur, 0o755)?;
+        }
+    }
+    touch(&target)?;
+    mount(Some(path), &target, NONE, MsFlags::MS_BIND, NONE).map_err(|source| MountError::Bind {
+        src: path.into(),
+        target: target.clone(),
+        source,
+    })
 }
 
 /// Creates directory `rel` (absolute inside the sandbox) under `root`, refusing to go through
@@ -423,33 +519,45 @@ fn mkdir_in_root(root: &Path, rel: &str) -> Result<PathBuf, MountError> {
     Ok(cur)
 }
 
-/// Builds the whole tree at `plan.root_dir`. `rootfs_dir` is the open rootfs directory for
-/// `RootPlan::Path`; `host_mounts` are the helper's idmapped detached mounts, in plan order.
+/// Builds the whole tree at `plan.root_dir` and returns the directory to pivot into.
+/// `rootfs_dir` is the open rootfs directory for `RootPlan::Path`; `host_mounts` are the
+/// helper's idmapped detached mounts, in plan order.
 pub fn build_root(
     plan: &Plan,
     rootfs_dir: Option<&OwnedFd>,
     host_mounts: &[OwnedFd],
-) -> Result<(), MountError> {
+) -> Result<PathBuf, MountError> {
     // Nothing we mount may propagate back to the host.
     mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
         .map_err(MountError::MakePrivate)?;
-    let root = Path::new(&plan.root_dir);
-    tmpfs(
-        root,
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        "mode=0755,size=1m,nr_inodes=4096",
-    )?;
-    match (&plan.rootfs, rootfs_dir) {
-        (RootPlan::Host, _) => host_system(root)?,
-        (RootPlan::Path(_), Some(dir)) => path_rootfs(dir, root, plan)?,
-        (RootPlan::Path(p), None) => {
-            return Err(MountError::ReadRootfs(std::io::Error::other(format!(
-                "{p}: no fd"
-            ))))
+    let base = Path::new(&plan.root_dir);
+    let no_fd = |p: &str| MountError::ReadRootfs(std::io::Error::other(format!("{p}: no fd")));
+    let root = match (&plan.rootfs, rootfs_dir, plan.overlay_size) {
+        (RootPlan::Path(_), Some(dir), Some(size)) if plan.fs_mode == FsMode::Full => {
+            overlay_root(dir, base, size)?
         }
-    }
-    proc(root)?;
-    dev(root)?;
+        (RootPlan::Host, _, _) => {
+            tmpfs(
+                base,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                "mode=0755,size=1m,nr_inodes=4096",
+            )?;
+            host_system(base)?;
+            base.to_path_buf()
+        }
+        (RootPlan::Path(_), Some(dir), _) => {
+            tmpfs(
+                base,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                "mode=0755,size=1m,nr_inodes=4096",
+            )?;
+            path_rootfs(dir, base, plan)?;
+            base.to_path_buf()
+        }
+        (RootPlan::Path(p), None, _) => return Err(no_fd(p)),
+    };
+    proc(&root)?;
+    dev(&root, plan)?;
     let tmp = root.join("tmp");
     mkdir(&tmp, 0o1777)?;
     tmpfs(
@@ -460,25 +568,78 @@ pub fn build_root(
     if let Some(size) = plan.workspace_size {
         let ws = root.join("workspace");
         mkdir(&ws, 0o755)?;
+        // Read-only mode: the workspace exists (the default working directory) but nothing
+        // can be written there.
+        let ro = if plan.fs_mode == FsMode::ReadOnly {
+            MsFlags::MS_RDONLY
+        } else {
+            MsFlags::empty()
+        };
         tmpfs(
             &ws,
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | ro,
             &format!("mode=0755,size={size}"),
         )?;
     }
     for (b, fd) in plan.mounts.iter().zip(host_mounts) {
-        let target = mkdir_in_root(root, &b.sandbox)?;
+        let target = mkdir_in_root(&root, &b.sandbox)?;
         sys::move_mount_to(fd.as_fd(), &target).map_err(|source| MountError::AttachHostDir {
             host: b.host.clone(),
             target: b.sandbox.clone().into(),
             source,
         })?;
     }
-    Ok(())
+    Ok(root)
 }
 
-/// Makes `root` the process's `/`, detaches the old root, and seals the root tmpfs read-only.
-pub fn pivot(root: &Path) -> Result<(), MountError> {
+/// `full` mode: the root is an overlay of the rootfs (the helper's idmapped read-only tree,
+/// whose files keep their owners) under a writable layer on a tmpfs of `size` bytes. The
+/// tmpfs is mounted at `base` and holds the layer, overlayfs's work directory and the mount
+/// point `base/merged`, which is returned; the rootfs is attached at `base/lower` only while
+/// the overlay is mounted (overlayfs keeps its own reference).
+fn overlay_root(tree: &OwnedFd, base: &Path, size: u64) -> Result<PathBuf, MountError> {
+    tmpfs(
+        base,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        &format!("mode=0755,size={size}"),
+    )?;
+    let (lower, upper, work, merged) = (
+        base.join("lower"),
+        base.join("upper"),
+        base.join("work"),
+        base.join("merged"),
+    );
+    mkdir(&lower, 0o700)?;
+    mkdir(&upper, 0o755)?;
+    mkdir(&work, 0o700)?;
+    mkdir(&merged, 0o755)?;
+    sys::move_mount_to(tree.as_fd(), &lower).map_err(MountError::AttachRootfs)?;
+    // userxattr: in a user namespace overlayfs keeps its metadata in user.* xattrs.
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        &merged,
+        Some("overlay"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    )
+    .map_err(|source| MountError::Mount {
+        fstype: "overlay",
+        target: merged.clone(),
+        source,
+    })?;
+    umount2(&lower, MntFlags::MNT_DETACH).map_err(MountError::AttachRootfs)?;
+    Ok(merged)
+}
+
+/// Makes `root` the process's `/`, detaches the old root, and seals the root read-only
+/// unless `writable` (`full` mode's overlay).
+pub fn pivot(root: &Path, writable: bool) -> Result<(), MountError> {
     let chdir = |path: &Path| {
         nix::unistd::chdir(path).map_err(|source| MountError::Chdir {
             path: path.into(),
@@ -494,9 +655,10 @@ pub fn pivot(root: &Path) -> Result<(), MountError> {
     })?;
     umount2(".", MntFlags::MNT_DETACH).map_err(MountError::UmountOldRoot)?;
     chdir(Path::new("/"))?;
-    set_attr(
-        Path::new("/"),
-        sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-        false,
-    )
+    let attrs = if writable {
+        sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV
+    } else {
+        sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV
+    };
+    set_attr(Path::new("/"), attrs, false)
 }

@@ -126,9 +126,17 @@ pub struct InitFds {
 }
 
 fn run(plan: &Plan, fds: InitFds, ctl: &mut UnixStream) -> Result<(), SpawnError> {
+    // The policy's open-file limit: set here, by host root, since inside its user namespace
+    // sandbox-init cannot raise the hard limit it inherits (runc sets it the same way). If the
+    // host's fs.nr_open is lower, the inherited limit stays and sandbox-init caps at it.
+    let _ = nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        plan.nofile,
+        plan.nofile,
+    );
     let rootfs = match &plan.rootfs {
         RootPlan::Host => None,
-        RootPlan::Path(path) => Some(rootfs_tree(path)?),
+        RootPlan::Path(path) => Some(rootfs_tree(plan, path)?),
     };
     let (mut to_init, init_end) =
         UnixStream::pair().map_err(|e| SpawnError::Ipc("init", IpcError::Send(e)))?;
@@ -222,19 +230,26 @@ fn run(plan: &Plan, fds: InitFds, ctl: &mut UnixStream) -> Result<(), SpawnError
 
 /// A detached, read-only, recursive copy of the rootfs directory's mount tree. Init attaches
 /// it inside its own mount namespace (a path lookup from there would reach the host's mounts,
-/// which cannot be bound into another namespace).
-fn rootfs_tree(path: &str) -> Result<OwnedFd, SpawnError> {
+/// which cannot be bound into another namespace). In `full` mode it is also idmapped (host ids
+/// `0..count` are the sandbox's same ids), so the overlay can copy a file up with its owner.
+fn rootfs_tree(plan: &Plan, path: &str) -> Result<OwnedFd, SpawnError> {
     let err = |source| SpawnError::OpenRootfs {
         path: path.to_string(),
         source,
     };
     let fd = sys::open_tree_clone(Path::new(path), true).map_err(err)?;
-    sys::mount_setattr_fd(
-        fd.as_fd(),
-        sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-        true,
-    )
-    .map_err(err)?;
+    let attrs = sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+    sys::mount_setattr_fd(fd.as_fd(), attrs, true).map_err(err)?;
+    if plan.fs_mode == sandbox_proto::FsMode::Full {
+        // The top mount only: overlayfs does not look into submounts of its lower layer.
+        let userns = idmap_userns(plan, true)?;
+        sys::mount_setattr_idmap(fd.as_fd(), userns.as_fd(), attrs).map_err(|source| {
+            SpawnError::Idmap {
+                host: path.to_string(),
+                source,
+            }
+        })?;
+    }
     Ok(fd)
 }
 
@@ -273,8 +288,9 @@ fn prepare_init(
 
 /// A user namespace mapping the caller's uid and gid to the sandbox's root, held by a
 /// throw-away process: through it, an idmapped mount shows the caller's files as the
-/// sandbox root's and stores the sandbox root's new files as the caller's.
-fn idmap_userns(plan: &Plan) -> Result<OwnedFd, SpawnError> {
+/// sandbox root's and stores the sandbox root's new files as the caller's. With `whole_range`
+/// (or a root caller), host ids `0..count` map to the sandbox's same ids.
+fn idmap_userns(plan: &Plan, whole_range: bool) -> Result<OwnedFd, SpawnError> {
     let mut stack = vec![0u8; 64 * 1024];
     let holder = Box::new(|| -> isize {
         // Hold the namespace open until the helper has its fd and kills us.
@@ -297,7 +313,7 @@ fn idmap_userns(plan: &Plan) -> Result<OwnedFd, SpawnError> {
     // so sandbox root may write anywhere host root could. Anyone else's mount maps only their
     // own uid and gid (to sandbox root): others' files stay unmapped, out of reach of the
     // sandbox's capabilities.
-    let (uids, gids) = if ids.caller_uid == 0 {
+    let (uids, gids) = if whole_range || ids.caller_uid == 0 {
         (
             format!("0 {} {}\n", ids.host_base, ids.count),
             format!("0 {} {}\n", ids.host_base, ids.count),
@@ -327,7 +343,7 @@ fn idmapped_mounts(plan: &Plan) -> Result<Vec<OwnedFd>, SpawnError> {
     if plan.mounts.is_empty() {
         return Ok(Vec::new());
     }
-    let userns = idmap_userns(plan)?;
+    let userns = idmap_userns(plan, false)?;
     let mut fds = Vec::with_capacity(plan.mounts.len());
     for b in &plan.mounts {
         let fd = sys::open_tree_clone(Path::new(&b.host), false).map_err(|source| {

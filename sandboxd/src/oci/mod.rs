@@ -35,8 +35,14 @@ use oci_spec::runtime::{
 use oci_spec::OciSpecError;
 use serde::Serialize;
 
+use sandbox_proto::FsMode;
+
+use crate::isolation::mounts::HostEntry;
 use crate::policy::{IdMap, Plan, RootPlan, WORKSPACE};
 
+/// Property: any valid policy renders to a spec oci-spec accepts.
+#[cfg(test)]
+mod proptests;
 /// `linux.seccomp`, from the seccompiler policy.
 mod seccomp;
 
@@ -47,6 +53,11 @@ pub const ANNOTATION_SANDBOX_ID: &str = "io.sandboxd.sandbox-id";
 /// Annotation: what the caller put at `root.path`: `host` (the host's system directories and
 /// a curated /etc, as `RootPlan::Host`) or the host path of a rootfs directory.
 pub const ANNOTATION_ROOTFS: &str = "io.sandboxd.rootfs";
+/// Annotation: the policy the sandbox was made under.
+pub const ANNOTATION_POLICY: &str = "io.sandboxd.policy";
+/// Annotation: its filesystem mode (`full`: writes land in `root.path` itself under a runtime,
+/// where sandboxd puts them in a tmpfs layer).
+pub const ANNOTATION_FILESYSTEM: &str = "io.sandboxd.filesystem";
 /// Annotation: a JSON list of `{destination, uidMappings, gidMappings}`, the idmap each host
 /// folder bind is meant to have (runtime-spec 1.1 `mounts[]` form).
 pub const ANNOTATION_IDMAPPED: &str = "io.sandboxd.idmapped-mounts";
@@ -104,6 +115,20 @@ pub enum OciError {
         /// The limit in CPUs.
         cpus: f64,
     },
+    /// A capability name oci-spec does not know.
+    #[error("unknown capability {name}")]
+    Capability {
+        /// The name.
+        name: String,
+    },
+    /// A device node of the plan.
+    #[error("device {path}: {reason}")]
+    Device {
+        /// Its path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Encoding the idmapped-mounts annotation.
     #[error("encoding the idmapped mounts annotation")]
     EncodeIdmap(#[source] serde_json::Error),
@@ -142,36 +167,120 @@ pub enum OciError {
     Spec(#[source] OciSpecError),
 }
 
+/// A host device node a plan binds into the sandbox, as `stat` saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Its path (the same on the host and inside).
+    pub path: String,
+    /// Character (true) or block device.
+    pub char: bool,
+    /// Major number.
+    pub major: i64,
+    /// Minor number.
+    pub minor: i64,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// What rendering needs from the host: the device nodes of `plan.devices`, and for a host
+/// root, its entries ([`host_layout`](crate::isolation::mounts::host_layout)).
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// One per `plan.devices` entry, in order.
+    pub devices: Vec<DeviceNode>,
+    /// The host root's entries (used when the plan's root is the host's).
+    pub host_root: Vec<HostEntry>,
+}
+
+impl HostFacts {
+    /// Reads what `plan` needs from the host.
+    pub fn read(plan: &Plan) -> Result<HostFacts, OciError> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let mut devices = Vec::with_capacity(plan.devices.len());
+        for path in &plan.devices {
+            let err = |reason: String| OciError::Device {
+                path: path.clone(),
+                reason,
+            };
+            let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+            let ft = meta.file_type();
+            if !ft.is_char_device() && !ft.is_block_device() {
+                return Err(err("not a device node".into()));
+            }
+            let rdev = meta.rdev();
+            devices.push(DeviceNode {
+                path: path.clone(),
+                char: ft.is_char_device(),
+                major: i64::from(nix::sys::stat::major(rdev) as u32),
+                minor: i64::from(nix::sys::stat::minor(rdev) as u32),
+                mode: meta.mode() & 0o7777,
+            });
+        }
+        let host_root = match plan.rootfs {
+            RootPlan::Host => crate::isolation::mounts::host_layout(),
+            RootPlan::Path(_) => Vec::new(),
+        };
+        Ok(HostFacts { devices, host_root })
+    }
+}
+
 /// The OCI form of a plan, for one command (argv/env/cwd from the plan), runnable by runc/crun
-/// with `root.path` = `rootfs_path` (the bundle's rootfs directory, read-only).
-pub fn spec_for(plan: &Plan, rootfs_path: &str) -> Result<Spec, OciError> {
+/// with `root.path` = `rootfs_path`: the rootfs directory (read-only unless the plan's mode
+/// is `full`), or for a host root a directory of mount points that the binds of
+/// `host.host_root` fill.
+pub fn spec_for(plan: &Plan, rootfs_path: &str, host: &HostFacts) -> Result<Spec, OciError> {
     let root = RootBuilder::default()
         .path(rootfs_path)
-        .readonly(true)
+        .readonly(plan.fs_mode != FsMode::Full)
         .build()
         .map_err(OciError::Root)?;
     let (uid_map, gid_map) = (id_mappings(&plan.ids)?, id_mappings(&plan.ids)?);
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces()?)
         .uid_mappings(uid_map)
         .gid_mappings(gid_map)
         .cgroups_path(format!("/{}", plan.cgroup))
-        .resources(resources(plan)?)
+        .resources(resources(plan, &host.devices)?)
         .masked_paths(absolute(crate::isolation::mounts::MASKED))
         .readonly_paths(absolute(crate::isolation::mounts::READ_ONLY))
-        .seccomp(seccomp::seccomp(seccomp::SECCOMP_POLICY)?)
-        .build()
-        .map_err(OciError::Linux)?;
+        .seccomp(seccomp::seccomp_for(&plan.seccomp)?);
+    if !host.devices.is_empty() {
+        linux = linux.devices(linux_devices(&host.devices)?);
+    }
+    let linux = linux.build().map_err(OciError::Linux)?;
     SpecBuilder::default()
         .version(OCI_VERSION)
         .root(root)
         .hostname(plan.hostname.clone())
         .process(process(plan)?)
-        .mounts(mounts(plan)?)
+        .mounts(mounts(plan, host)?)
         .linux(linux)
         .annotations(annotations(plan)?)
         .build()
         .map_err(OciError::Spec)
+}
+
+/// `linux.devices`: the policy's device nodes, owned by root inside.
+fn linux_devices(devices: &[DeviceNode]) -> Result<Vec<oci_spec::runtime::LinuxDevice>, OciError> {
+    devices
+        .iter()
+        .map(|d| {
+            oci_spec::runtime::LinuxDeviceBuilder::default()
+                .path(d.path.clone())
+                .typ(if d.char {
+                    oci_spec::runtime::LinuxDeviceType::C
+                } else {
+                    oci_spec::runtime::LinuxDeviceType::B
+                })
+                .major(d.major)
+                .minor(d.minor)
+                .file_mode(d.mode)
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(OciError::Linux)
+        })
+        .collect()
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -183,21 +292,32 @@ fn absolute(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| format!("/{s}")).collect()
 }
 
-/// What `sandbox-init` gives each exec: root inside, no capabilities, no_new_privs, no core
-/// dumps and the plan's fd limit.
+/// What `sandbox-init` gives each exec: root inside, the policy's capabilities in every set
+/// (none by default), no_new_privs, no core dumps and the plan's fd limit.
 fn process(plan: &Plan) -> Result<oci_spec::runtime::Process, OciError> {
     let user = UserBuilder::default()
         .uid(0u32)
         .gid(0u32)
         .build()
         .map_err(OciError::Process)?;
-    // Every set is given, and empty: a set left out would get oci-spec's defaults.
+    // Every set is given: a set left out would get oci-spec's defaults.
+    let kept: Capabilities = plan
+        .capabilities
+        .iter()
+        .map(|name| {
+            // oci-spec's FromStr wants `CHOWN`; its serde form is the `CAP_CHOWN` we hold.
+            serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::Value::String(
+                name.clone(),
+            ))
+            .map_err(|_| OciError::Capability { name: name.clone() })
+        })
+        .collect::<Result<_, _>>()?;
     let caps = LinuxCapabilitiesBuilder::default()
-        .bounding(Capabilities::new())
-        .effective(Capabilities::new())
-        .inheritable(Capabilities::new())
-        .permitted(Capabilities::new())
-        .ambient(Capabilities::new())
+        .bounding(kept.clone())
+        .effective(kept.clone())
+        .inheritable(kept.clone())
+        .permitted(kept.clone())
+        .ambient(kept)
         .build()
         .map_err(OciError::Process)?;
     let rlimit = |typ, n: u64| {
@@ -220,7 +340,7 @@ fn process(plan: &Plan) -> Result<oci_spec::runtime::Process, OciError> {
         .cwd(plan.cwd.clone())
         .capabilities(caps)
         .rlimits(rlimits)
-        .no_new_privileges(true)
+        .no_new_privileges(plan.no_new_privileges)
         .build()
         .map_err(OciError::Process)
 }
@@ -265,10 +385,20 @@ fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result
 }
 
 /// The mounts of `isolation::mounts::build_root` after the root, in its order and with its
-/// flags and options (plus runc's usual `strictatime` on /dev).
-fn mounts(plan: &Plan) -> Result<Vec<Mount>, OciError> {
+/// flags and options (plus runc's usual `strictatime` on /dev); for a host root, first the
+/// read-only binds of the host's system directories and curated /etc.
+fn mounts(plan: &Plan, host: &HostFacts) -> Result<Vec<Mount>, OciError> {
     let tmp_size = format!("size={}", plan.tmp_size);
-    let mut out = vec![
+    let shm_size = format!("size={}", plan.shm_size);
+    let mut out = Vec::new();
+    if plan.rootfs == RootPlan::Host {
+        for e in &host.host_root {
+            if let HostEntry::Dir(p) | HostEntry::File(p) = e {
+                out.push(mount(p, "bind", p, &["rbind", "ro", "nosuid", "nodev"])?);
+            }
+        }
+    }
+    out.extend([
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
             "/dev",
@@ -299,7 +429,7 @@ fn mounts(plan: &Plan) -> Result<Vec<Mount>, OciError> {
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["nosuid", "nodev", "mode=1777", "size=64m"],
+            &["nosuid", "nodev", "mode=1777", &shm_size],
         )?,
         mount(
             "/dev/mqueue",
@@ -313,14 +443,19 @@ fn mounts(plan: &Plan) -> Result<Vec<Mount>, OciError> {
             "tmpfs",
             &["nosuid", "nodev", "mode=1777", &tmp_size],
         )?,
-    ];
+    ]);
     if let Some(size) = plan.workspace_size {
         let size = format!("size={size}");
+        let ro = if plan.fs_mode == FsMode::ReadOnly {
+            "ro"
+        } else {
+            "rw"
+        };
         out.push(mount(
             WORKSPACE,
             "tmpfs",
             "tmpfs",
-            &["nosuid", "nodev", "mode=0755", &size],
+            &["nosuid", "nodev", ro, "mode=0755", &size],
         )?);
     }
     for b in &plan.mounts {
@@ -335,22 +470,43 @@ fn mounts(plan: &Plan) -> Result<Vec<Mount>, OciError> {
     Ok(out)
 }
 
-/// The cgroup limits: memory with swap equal to it (runc's `memory.memsw` semantics: no swap),
+/// The cgroup limits: memory, and memory + swap as `swap` (runc's `memory.memsw` semantics),
 /// pids, and cpus as a CFS quota; devices deny-all first, as `runc spec` writes, so only the
-/// runtime's default devices are allowed.
-fn resources(plan: &Plan) -> Result<oci_spec::runtime::LinuxResources, OciError> {
+/// runtime's default devices and the policy's are allowed.
+fn resources(
+    plan: &Plan,
+    devices: &[DeviceNode],
+) -> Result<oci_spec::runtime::LinuxResources, OciError> {
     let limits = &plan.limits;
-    let deny_all = LinuxDeviceCgroupBuilder::default()
+    let mut rules = vec![LinuxDeviceCgroupBuilder::default()
         .allow(false)
         .access("rwm")
         .build()
-        .map_err(OciError::Resources)?;
-    let mut res = LinuxResourcesBuilder::default().devices(vec![deny_all]);
+        .map_err(OciError::Resources)?];
+    for d in devices {
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(if d.char {
+                    oci_spec::runtime::LinuxDeviceType::C
+                } else {
+                    oci_spec::runtime::LinuxDeviceType::B
+                })
+                .major(d.major)
+                .minor(d.minor)
+                .access("rwm")
+                .build()
+                .map_err(OciError::Resources)?,
+        );
+    }
+    let mut res = LinuxResourcesBuilder::default().devices(rules);
     if let Some(memory) = limits.memory {
         let bytes = i64::try_from(memory).map_err(|_| OciError::Memory { memory })?;
+        let total = i64::try_from(memory.saturating_add(limits.swap))
+            .map_err(|_| OciError::Memory { memory })?;
         let mem = LinuxMemoryBuilder::default()
             .limit(bytes)
-            .swap(bytes)
+            .swap(total)
             .build()
             .map_err(OciError::Resources)?;
         res = res.memory(mem);
@@ -394,6 +550,11 @@ fn annotations(plan: &Plan) -> Result<HashMap<String, String>, OciError> {
     let mut out = HashMap::from([
         (ANNOTATION_SANDBOX_ID.to_owned(), plan.sandbox_id.clone()),
         (ANNOTATION_ROOTFS.to_owned(), rootfs),
+        (ANNOTATION_POLICY.to_owned(), plan.policy.clone()),
+        (
+            ANNOTATION_FILESYSTEM.to_owned(),
+            plan.fs_mode.as_str().to_owned(),
+        ),
     ]);
     if !plan.mounts.is_empty() {
         let ids = &plan.ids;
@@ -462,12 +623,24 @@ mod tests {
             cgroup: "sandboxd/0123456789ab".into(),
             limits: CgroupLimits {
                 memory: Some(1 << 30),
+                swap: 0,
                 pids: Some(1024),
                 cpus: Some(1.5),
             },
             timeout_ms: None,
+            ttl_ms: None,
+            idle_timeout_ms: None,
             nofile: 1024,
             root_dir: "/run/sandboxd/root".into(),
+            policy: "default".into(),
+            fs_mode: FsMode::WorkspaceOnly,
+            network: sandbox_proto::NetMode::None,
+            shm_size: 64 << 20,
+            overlay_size: None,
+            capabilities: Vec::new(),
+            no_new_privileges: true,
+            seccomp: "default".into(),
+            devices: Vec::new(),
         }
     }
 
@@ -482,7 +655,7 @@ mod tests {
     }
 
     fn render(p: &Plan) -> Value {
-        serde_json::to_value(spec_for(p, "/bundle/rootfs").unwrap()).unwrap()
+        serde_json::to_value(spec_for(p, "/bundle/rootfs", &HostFacts::default()).unwrap()).unwrap()
     }
 
     fn mount_dests(v: &Value) -> Vec<&str> {
@@ -575,7 +748,12 @@ mod tests {
             ),
             (
                 "/annotations",
-                json!({ "io.sandboxd.sandbox-id": "0123456789ab", "io.sandboxd.rootfs": "host" }),
+                json!({
+                    "io.sandboxd.sandbox-id": "0123456789ab",
+                    "io.sandboxd.rootfs": "host",
+                    "io.sandboxd.policy": "default",
+                    "io.sandboxd.filesystem": "workspace-only",
+                }),
             ),
         ];
         for (pointer, want) in checks {
@@ -653,7 +831,7 @@ mod tests {
             ),
             (
                 6,
-                json!({ "destination": "/workspace", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=0755", "size=1073741824"] }),
+                json!({ "destination": "/workspace", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "rw", "mode=0755", "size=1073741824"] }),
             ),
             (
                 7,
@@ -718,7 +896,12 @@ mod tests {
         for (edit, want) in cases {
             let mut p = plan();
             edit(&mut p);
-            assert_eq!(spec_for(&p, "/r").unwrap_err().to_string(), *want);
+            assert_eq!(
+                spec_for(&p, "/r", &HostFacts::default())
+                    .unwrap_err()
+                    .to_string(),
+                *want
+            );
         }
     }
 
@@ -744,12 +927,13 @@ mod tests {
                         p.workspace_size = (n_mounts < 2).then_some(1 << 20);
                         p.limits = CgroupLimits {
                             memory,
+                            swap: 0,
                             pids: memory.map(|_| 2),
                             cpus,
                         };
                         p.ids.caller_uid = if cpus.is_some() { 0 } else { 1000 };
                         p.rootfs = rootfs;
-                        let spec = spec_for(&p, "rootfs").unwrap();
+                        let spec = spec_for(&p, "rootfs", &HostFacts::default()).unwrap();
                         let text = serde_json::to_string(&spec).unwrap();
                         let back: Spec = serde_json::from_str(&text).unwrap();
                         assert_eq!(back, spec);

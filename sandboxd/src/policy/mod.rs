@@ -4,13 +4,15 @@
 
 use std::path::{Component, Path};
 
-use sandbox_proto::{CreateSpec, ExecSpec, Rootfs, RunSpec};
+use sandbox_proto::{CreateSpec, ExecSpec, FsMode, NetMode, RunSpec};
 use serde::{Deserialize, Serialize};
+
+use sandbox_policy::{Policy, Resolved, RootfsSetting};
 
 use crate::cgroups::CgroupLimits;
 use crate::config::Config;
 
-/// Most argv entries, env entries and mounts a run may have.
+/// Most argv entries a run may have.
 pub const MAX_ARGS: usize = 4096;
 /// Most environment entries.
 pub const MAX_ENV: usize = 4096;
@@ -62,6 +64,14 @@ pub enum PolicyError {
         /// The field, as the client named it (e.g. `limits.memory`, `mounts[0].sandbox`).
         field: String,
         /// Why.
+        reason: String,
+    },
+    /// The request asks for more than its policy allows.
+    #[error("{field}: {reason}")]
+    Bound {
+        /// The request field.
+        field: String,
+        /// Why (names the policy's bound).
         reason: String,
     },
     /// The caller may not use this host path.
@@ -145,12 +155,51 @@ pub struct Plan {
     pub cgroup: String,
     /// Its cgroup limits.
     pub limits: CgroupLimits,
-    /// Wall-clock limit.
+    /// Wall-clock limit (one-shot runs).
     pub timeout_ms: Option<u64>,
+    /// A kept sandbox is destroyed this long after its creation.
+    pub ttl_ms: Option<u64>,
+    /// A kept sandbox is destroyed after this long without requests while no exec runs.
+    pub idle_timeout_ms: Option<u64>,
     /// RLIMIT_NOFILE.
     pub nofile: u64,
     /// Host directory where the root is assembled (in the sandbox's private mount namespace).
     pub root_dir: String,
+    /// The policy it was made under (its name).
+    pub policy: String,
+    /// What the sandbox may write.
+    pub fs_mode: FsMode,
+    /// Its network.
+    pub network: NetMode,
+    /// Size of the `/dev/shm` tmpfs.
+    pub shm_size: u64,
+    /// `full` mode: size of the tmpfs holding the root's writable layer.
+    pub overlay_size: Option<u64>,
+    /// Capabilities every exec keeps (`CAP_*`).
+    pub capabilities: Vec<String>,
+    /// Set no_new_privs on every exec.
+    pub no_new_privileges: bool,
+    /// The seccomp profile: a name sandboxd ships, or an absolute path.
+    pub seccomp: String,
+    /// Host device nodes bound into the sandbox's `/dev` (absolute host paths, kept at the
+    /// same path inside).
+    pub devices: Vec<String>,
+}
+
+impl From<sandbox_policy::BoundError> for PolicyError {
+    fn from(e: sandbox_policy::BoundError) -> Self {
+        if e.invalid {
+            PolicyError::Invalid {
+                field: e.field,
+                reason: e.reason,
+            }
+        } else {
+            PolicyError::Bound {
+                field: e.field,
+                reason: e.reason,
+            }
+        }
+    }
 }
 
 /// Checks that `p` is absolute, has no `.` or `..` and no NUL, and returns it without a
@@ -224,6 +273,27 @@ fn merge_env_over(mut env: Vec<String>, extra: &[String]) -> Result<Vec<String>,
     Ok(env)
 }
 
+/// Most annotations of a sandbox.
+pub const MAX_ANNOTATIONS: usize = 64;
+
+fn check_annotations(a: &std::collections::BTreeMap<String, String>) -> Result<(), PolicyError> {
+    if a.len() > MAX_ANNOTATIONS {
+        return Err(invalid(
+            "annotations",
+            format!("more than {MAX_ANNOTATIONS} entries"),
+        ));
+    }
+    for (k, v) in a {
+        if k.is_empty() || k.len() > 256 || v.len() > 4096 {
+            return Err(invalid(
+                format!("annotations.{k}"),
+                "keys must have 1..=256 bytes, values at most 4096",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_argv(argv: &[String]) -> Result<(), PolicyError> {
     if argv.is_empty() || argv[0].is_empty() {
         return Err(invalid("argv", "empty command"));
@@ -237,57 +307,66 @@ fn check_argv(argv: &[String]) -> Result<(), PolicyError> {
     Ok(())
 }
 
-/// Turns a one-shot run's request into a plan, or says which field is not allowed.
+/// Turns a one-shot run's request into a plan under `policy`, or says which field is not
+/// allowed.
 pub fn plan(
     spec: &RunSpec,
+    policy: &Policy,
     caller: &Caller,
     cfg: &Config,
     alloc: &Allocation,
 ) -> Result<Plan, PolicyError> {
     check_argv(&spec.argv)?;
-    plan_sandbox(spec, caller, cfg, alloc)
+    let req = sandbox_policy::Request {
+        limits: &spec.limits,
+        ttl_ms: None,
+        idle_timeout_ms: None,
+        filesystem: spec.filesystem,
+        network: spec.network,
+        capabilities: spec.capabilities.as_deref(),
+        rootfs: &spec.rootfs,
+        mounts: &spec.mounts,
+    };
+    let resolved = policy.resolve(&req)?;
+    plan_sandbox(spec, policy, &resolved, caller, cfg, alloc)
 }
 
 /// Turns a `create` request into a plan (with no command: execs come later).
 pub fn plan_create(
     spec: &CreateSpec,
+    policy: &Policy,
     caller: &Caller,
     cfg: &Config,
     alloc: &Allocation,
 ) -> Result<Plan, PolicyError> {
-    for (field, v) in [
-        ("ttl_ms", spec.ttl_ms),
-        ("idle_timeout_ms", spec.idle_timeout_ms),
-    ] {
-        if let Some(t) = v {
-            if t == 0 || t > MAX_TIMEOUT_MS {
-                return Err(invalid(
-                    field,
-                    format!("{t} is outside 1..{MAX_TIMEOUT_MS}"),
-                ));
-            }
-        }
-    }
     if spec.limits.timeout_ms.is_some() {
         return Err(invalid(
             "limits.timeout_ms",
             "a kept sandbox has no wall-clock limit: use ttl_ms, or an exec's timeout_ms",
         ));
     }
+    let req = sandbox_policy::Request {
+        limits: &spec.limits,
+        ttl_ms: spec.ttl_ms,
+        idle_timeout_ms: spec.idle_timeout_ms,
+        filesystem: spec.filesystem,
+        network: spec.network,
+        capabilities: spec.capabilities.as_deref(),
+        rootfs: &spec.rootfs,
+        mounts: &spec.mounts,
+    };
+    check_annotations(&spec.annotations)?;
+    let mut resolved = policy.resolve(&req)?;
+    // A kept sandbox lives by its ttl and idle timeout; the policy's run timeout is for runs.
+    resolved.timeout_ms = None;
     let as_run = RunSpec {
         argv: Vec::new(),
         env: spec.env.clone(),
-        cwd: None,
         hostname: spec.hostname.clone(),
-        rootfs: spec.rootfs.clone(),
         mounts: spec.mounts.clone(),
-        limits: sandbox_proto::Limits {
-            timeout_ms: None,
-            ..spec.limits.clone()
-        },
-        stdin: false,
+        ..RunSpec::default()
     };
-    plan_sandbox(&as_run, caller, cfg, alloc)
+    plan_sandbox(&as_run, policy, &resolved, caller, cfg, alloc)
 }
 
 /// One command to start in an existing sandbox.
@@ -346,57 +425,34 @@ pub fn plan_exec(spec: &ExecSpec, base_env: &[String], ids: u32) -> Result<ExecP
 
 fn plan_sandbox(
     spec: &RunSpec,
+    policy: &Policy,
+    r: &Resolved,
     caller: &Caller,
     cfg: &Config,
     alloc: &Allocation,
 ) -> Result<Plan, PolicyError> {
-    let env = merge_env(&spec.env)?;
+    let env = merge_env_over(merge_env(&r.env)?, &spec.env)?;
     let cwd = clean_abs_path("cwd", spec.cwd.as_deref().unwrap_or(WORKSPACE))?;
     let hostname = spec
         .hostname
         .clone()
         .unwrap_or_else(|| alloc.sandbox_id.clone());
     check_hostname(&hostname)?;
-
-    let lim = &spec.limits;
-    let memory = lim.memory.unwrap_or(cfg.default_memory);
-    if !(MIN_MEMORY..=1 << 40).contains(&memory) {
-        return Err(invalid(
-            "limits.memory",
-            format!("{memory} bytes is outside 8 MiB..1 TiB"),
-        ));
-    }
-    let pids = lim.pids.unwrap_or(cfg.default_pids);
-    if !(2..=4_194_304).contains(&pids) {
-        return Err(invalid(
-            "limits.pids",
-            format!("{pids} is outside 2..4194304"),
-        ));
-    }
-    if let Some(c) = lim.cpus {
-        if !c.is_finite() || !(0.01..=1024.0).contains(&c) {
-            return Err(invalid("limits.cpus", format!("{c} is outside 0.01..1024")));
-        }
-    }
-    if let Some(t) = lim.timeout_ms {
-        if t == 0 || t > MAX_TIMEOUT_MS {
-            return Err(invalid(
-                "limits.timeout_ms",
-                format!("{t} is outside 1..{MAX_TIMEOUT_MS}"),
-            ));
-        }
-    }
-    let workspace = lim.workspace_size.unwrap_or(cfg.default_workspace_size);
-    if !(1 << 20..=1 << 40).contains(&workspace) {
-        return Err(invalid(
-            "limits.workspace_size",
-            format!("{workspace} bytes is outside 1 MiB..1 TiB"),
-        ));
+    if r.network != NetMode::None {
+        // Until the proxy and the routed link exist, any other mode would be a silent `none`.
+        return Err(PolicyError::Bound {
+            field: "network".into(),
+            reason: format!(
+                "network mode {} is not available in this sandboxd (only none); the policy {} asks for it",
+                r.network.as_str(),
+                policy.name
+            ),
+        });
     }
 
-    let rootfs = match &spec.rootfs {
-        Rootfs::Host => RootPlan::Host,
-        Rootfs::Path { path } => {
+    let rootfs = match &r.rootfs {
+        RootfsSetting::Host => RootPlan::Host,
+        RootfsSetting::Path(path) => {
             let p = clean_abs_path("rootfs.path", path)?;
             if p == "/" {
                 return Err(invalid(
@@ -444,7 +500,7 @@ fn plan_sandbox(
     let workspace_size = if mounts.iter().any(|b| b.sandbox == WORKSPACE) {
         None
     } else {
-        Some(workspace)
+        Some(r.workspace_size)
     };
 
     Ok(Plan {
@@ -456,7 +512,7 @@ fn plan_sandbox(
         rootfs,
         mounts,
         workspace_size,
-        tmp_size: cfg.tmp_size,
+        tmp_size: r.tmp_size,
         ids: IdMap {
             host_base: cfg.uid_base + alloc.slot * Config::IDS_PER_SANDBOX,
             count: Config::IDS_PER_SANDBOX,
@@ -465,13 +521,25 @@ fn plan_sandbox(
         },
         cgroup: format!("{}/{}", cfg.cgroup_parent, alloc.sandbox_id),
         limits: CgroupLimits {
-            memory: Some(memory),
-            pids: Some(pids),
-            cpus: lim.cpus,
+            memory: Some(r.memory),
+            swap: r.swap,
+            pids: Some(r.pids),
+            cpus: r.cpus,
         },
-        timeout_ms: lim.timeout_ms,
-        nofile: cfg.nofile,
+        timeout_ms: r.timeout_ms,
+        ttl_ms: r.ttl_ms,
+        idle_timeout_ms: r.idle_timeout_ms,
+        nofile: r.open_files,
         root_dir: cfg.root_dir().to_string_lossy().into_owned(),
+        policy: policy.name.clone(),
+        fs_mode: r.filesystem,
+        network: r.network,
+        shm_size: r.shm_size,
+        overlay_size: (r.filesystem == FsMode::Full).then_some(r.workspace_size),
+        capabilities: r.capabilities.clone(),
+        no_new_privileges: r.no_new_privileges,
+        seccomp: r.seccomp.clone(),
+        devices: r.devices.clone(),
     })
 }
 

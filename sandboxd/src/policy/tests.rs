@@ -1,12 +1,22 @@
 //! Table tests of the policy: requests in, plans or errors out.
 
 use clap::Parser;
-use sandbox_proto::{Limits, Mount, Rootfs, RunSpec};
+use sandbox_proto::{FsMode, Limits, Mount, NetMode, Rootfs, RunSpec};
 
 use super::*;
 
 fn cfg() -> Config {
     Config::parse_from(["sandboxd", "--uid-base", "200000", "--state-dir", "/s"])
+}
+
+/// The built-in defaults, with host folders allowed under /a, /b and /h.
+fn pol() -> Policy {
+    Policy::parse(
+        "test",
+        "test.toml",
+        "[filesystem]\nhost_mounts = [\"/a\", \"/b\", \"/h\"]\n",
+    )
+    .unwrap()
 }
 
 fn caller(uid: u32) -> Caller {
@@ -32,14 +42,14 @@ fn spec(argv: &[&str]) -> RunSpec {
 }
 
 fn err(s: RunSpec) -> String {
-    plan(&s, &caller(1000), &cfg(), &alloc())
+    plan(&s, &pol(), &caller(1000), &cfg(), &alloc())
         .unwrap_err()
         .to_string()
 }
 
 #[test]
 fn defaults() {
-    let p = plan(&spec(&["true"]), &caller(1000), &cfg(), &alloc()).unwrap();
+    let p = plan(&spec(&["true"]), &pol(), &caller(1000), &cfg(), &alloc()).unwrap();
     assert_eq!(p.cwd, "/workspace");
     assert_eq!(p.hostname, "0123456789ab");
     assert_eq!(p.rootfs, RootPlan::Host);
@@ -57,6 +67,7 @@ fn defaults() {
         p.limits,
         CgroupLimits {
             memory: Some(1 << 30),
+            swap: 0,
             pids: Some(1024),
             cpus: None
         }
@@ -70,7 +81,7 @@ fn defaults() {
 fn env_overrides_defaults_once() {
     let mut s = spec(&["true"]);
     s.env = vec!["HOME=/workspace".into(), "A=b=c".into()];
-    let p = plan(&s, &caller(0), &cfg(), &alloc()).unwrap();
+    let p = plan(&s, &pol(), &caller(0), &cfg(), &alloc()).unwrap();
     assert_eq!(
         p.env
             .iter()
@@ -193,14 +204,14 @@ fn rejected_values_name_their_field() {
                 rootfs: Rootfs::Path { path: "/".into() },
                 ..spec(&["x"])
             },
-            "rootfs.path",
+            "rootfs",
         ),
         (
             RunSpec {
                 rootfs: Rootfs::Path { path: "r".into() },
                 ..spec(&["x"])
             },
-            "rootfs.path",
+            "rootfs",
         ),
     ];
     for (s, want) in cases {
@@ -230,6 +241,7 @@ fn mounts_are_checked_and_ordered() {
         (mount("/h", "/dev"), "mounts[0].sandbox: /dev is under /dev"),
         (mount("/h", "/"), "mounts[0].sandbox: cannot mount over"),
         (mount("h", "/x"), "mounts[0].host"),
+        (mount("/etc", "/x"), "mounts[0].host: "),
         (mount("/h", "/x/../proc"), "mounts[0].sandbox"),
     ] {
         let got = err(RunSpec {
@@ -248,7 +260,7 @@ fn mounts_are_checked_and_ordered() {
         mounts: vec![mount("/a", "/workspace/sub"), mount("/b", "/workspace")],
         ..spec(&["x"])
     };
-    let p = plan(&s, &caller(0), &cfg(), &alloc()).unwrap();
+    let p = plan(&s, &pol(), &caller(0), &cfg(), &alloc()).unwrap();
     let order: Vec<_> = p.mounts.iter().map(|m| m.sandbox.as_str()).collect();
     assert_eq!(order, ["/workspace", "/workspace/sub"]);
     assert_eq!(
@@ -309,7 +321,7 @@ fn create_and_exec_plans() {
         ttl_ms: Some(0),
         ..Default::default()
     };
-    assert!(plan_create(&spec, &caller(0), &cfg(), &alloc())
+    assert!(plan_create(&spec, &pol(), &caller(0), &cfg(), &alloc())
         .unwrap_err()
         .to_string()
         .starts_with("ttl_ms"));
@@ -317,7 +329,7 @@ fn create_and_exec_plans() {
         env: vec!["A=1".into()],
         ..Default::default()
     };
-    let p = plan_create(&spec, &caller(0), &cfg(), &alloc()).unwrap();
+    let p = plan_create(&spec, &pol(), &caller(0), &cfg(), &alloc()).unwrap();
     assert!(p.argv.is_empty());
     let exec = sandbox_proto::ExecSpec {
         argv: vec!["sh".into()],
@@ -340,4 +352,191 @@ fn create_and_exec_plans() {
         .starts_with("uid"));
     let empty = sandbox_proto::ExecSpec::default();
     assert!(plan_exec(&empty, &p.env, 65536).is_err());
+}
+
+fn shipped(name: &str) -> Policy {
+    sandbox_policy::load(None, name).unwrap()
+}
+
+/// Each shipped policy, through `plan`, gives the sandbox it describes.
+#[test]
+fn shipped_policies_become_plans() {
+    let run = spec(&["true"]);
+    let p = plan(&run, &shipped("strict"), &caller(1000), &cfg(), &alloc()).unwrap();
+    assert_eq!(
+        (p.policy.as_str(), p.fs_mode, p.network),
+        ("strict", FsMode::ReadOnly, NetMode::None)
+    );
+    assert_eq!(p.limits.memory, Some(256 << 20));
+    assert_eq!(p.limits.pids, Some(64));
+    assert_eq!(p.limits.cpus, Some(0.5));
+    assert_eq!(p.timeout_ms, Some(60_000));
+    assert_eq!(
+        (p.nofile, p.shm_size, p.tmp_size),
+        (256, 16 << 20, 64 << 20)
+    );
+    assert!(p.capabilities.is_empty() && p.no_new_privileges);
+
+    let p = plan(&run, &shipped("ci"), &caller(1000), &cfg(), &alloc()).unwrap();
+    assert_eq!(p.fs_mode, FsMode::WorkspaceOnly);
+    assert_eq!(p.limits.memory, Some(4 << 30));
+    assert_eq!(p.limits.cpus, Some(2.0));
+    assert_eq!(p.workspace_size, Some(8 << 30));
+
+    let p = plan(&run, &shipped("browser"), &caller(1000), &cfg(), &alloc()).unwrap();
+    assert_eq!((p.seccomp.as_str(), p.shm_size), ("browser", 1 << 30));
+
+    let p = plan(&run, &shipped("default"), &caller(1000), &cfg(), &alloc()).unwrap();
+    assert_eq!(
+        (p.seccomp.as_str(), p.fs_mode, p.limits.memory),
+        ("default", FsMode::WorkspaceOnly, Some(1 << 30))
+    );
+    assert_eq!(p.rootfs, RootPlan::Host);
+}
+
+/// A request may tighten a policy, and loosen it only up to the policy's maximum; every
+/// refusal is a `Bound` error naming the request's field.
+#[test]
+fn requests_within_policy_bounds() {
+    let strict = shipped("strict");
+    let default = shipped("default");
+    let with = |f: &dyn Fn(&mut RunSpec)| {
+        let mut s = spec(&["true"]);
+        f(&mut s);
+        s
+    };
+    let ok = plan(
+        &with(&|s| {
+            s.limits.memory = Some(64 << 20);
+            s.capabilities = Some(vec!["CAP_KILL".into()]);
+        }),
+        &default,
+        &caller(1000),
+        &cfg(),
+        &alloc(),
+    )
+    .unwrap();
+    assert_eq!(ok.limits.memory, Some(64 << 20));
+    assert_eq!(ok.capabilities, ["CAP_KILL"]);
+
+    let cases: Vec<(&Policy, RunSpec, &str)> = vec![
+        (
+            &strict,
+            with(&|s| s.limits.memory = Some(512 << 20)),
+            "limits.memory",
+        ),
+        (&strict, with(&|s| s.limits.cpus = Some(1.0)), "limits.cpus"),
+        (
+            &strict,
+            with(&|s| s.filesystem = Some(FsMode::WorkspaceOnly)),
+            "filesystem",
+        ),
+        (
+            &strict,
+            with(&|s| {
+                s.rootfs = Rootfs::Path {
+                    path: "/srv/r".into(),
+                }
+            }),
+            "rootfs",
+        ),
+        (
+            &strict,
+            with(&|s| s.mounts = vec![mount("/home/x", "/x")]),
+            "mounts[0].host",
+        ),
+        (
+            &default,
+            with(&|s| s.capabilities = Some(vec!["CAP_SYS_ADMIN".into()])),
+            "capabilities[0]",
+        ),
+        (
+            &default,
+            with(&|s| s.network = Some(NetMode::Full)),
+            "network",
+        ),
+        (
+            &default,
+            with(&|s| s.limits.memory = Some(8 << 30)),
+            "limits.memory",
+        ),
+    ];
+    for (pol, s, field) in cases {
+        match plan(&s, pol, &caller(1000), &cfg(), &alloc()) {
+            Err(PolicyError::Bound { field: f, reason }) => {
+                assert_eq!(f, field, "{reason}");
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
+
+/// Network modes other than none are refused until they exist, not silently downgraded.
+#[test]
+fn allowlist_policy_is_refused_not_downgraded() {
+    let err = plan(
+        &spec(&["true"]),
+        &shipped("network-allowlist"),
+        &caller(0),
+        &cfg(),
+        &alloc(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Bound { field, .. } if field == "network"),
+        "{err:?}"
+    );
+    // Asking for none under it is fine.
+    let mut s = spec(&["true"]);
+    s.network = Some(NetMode::None);
+    assert!(plan(
+        &s,
+        &shipped("network-allowlist"),
+        &caller(0),
+        &cfg(),
+        &alloc()
+    )
+    .is_ok());
+}
+
+/// `full` mode sizes the overlay's writable layer like the workspace; a kept sandbox's ttl
+/// comes from the policy when the request names none.
+#[test]
+fn full_mode_and_kept_lifetimes() {
+    let pol = Policy::parse(
+        "t",
+        "t.toml",
+        "[filesystem]\nmode = \"full\"\nrootfs = \"/srv/r\"\n[limits]\nttl = \"1h\"\nworkspace_size = \"2GiB\"\n",
+    )
+    .unwrap();
+    let p = plan(&spec(&["true"]), &pol, &caller(0), &cfg(), &alloc()).unwrap();
+    assert_eq!(p.fs_mode, FsMode::Full);
+    assert_eq!(p.overlay_size, Some(2 << 30));
+    assert_eq!(p.rootfs, RootPlan::Path("/srv/r".into()));
+    let c = plan_create(
+        &sandbox_proto::CreateSpec::default(),
+        &pol,
+        &caller(0),
+        &cfg(),
+        &alloc(),
+    )
+    .unwrap();
+    assert_eq!((c.ttl_ms, c.timeout_ms), (Some(3_600_000), None));
+}
+
+/// A value no policy could allow is the client's error (`invalid_argument`), not the policy's.
+#[test]
+fn malformed_values_are_invalid_not_violations() {
+    let mut s = spec(&["true"]);
+    s.limits.memory = Some(1000);
+    assert!(matches!(
+        plan(&s, &pol(), &caller(0), &cfg(), &alloc()),
+        Err(PolicyError::Invalid { field, .. }) if field == "limits.memory"
+    ));
+    let mut s = spec(&["true"]);
+    s.limits.cpus = Some(f64::NAN);
+    assert!(matches!(
+        plan(&s, &pol(), &caller(0), &cfg(), &alloc()),
+        Err(PolicyError::Invalid { field, .. }) if field == "limits.cpus"
+    ));
 }

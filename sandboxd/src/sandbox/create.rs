@@ -33,7 +33,8 @@ pub async fn create(
             RegistryError::ShuttingDown => Failure::new(ErrorCode::ShuttingDown, e.to_string()),
         })?;
     let made = async {
-        let plan = policy::plan_create(&spec, &caller, &ctx.cfg, &alloc)?;
+        let pol = ctx.policy_for(&caller, spec.policy.as_ref())?;
+        let plan = policy::plan_create(&spec, &pol, &caller, &ctx.cfg, &alloc)?;
         let (plan, cgroup) = prepare_plan(ctx, &caller, plan, &alloc).await?;
         match LiveSandbox::start(&plan, &ctx.init).await {
             Ok(live) => Ok((plan, cgroup, live)),

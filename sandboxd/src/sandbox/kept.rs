@@ -140,14 +140,14 @@ impl Kept {
     /// Whether the TTL or the idle timeout has passed at `now`.
     pub fn expired(&self, now: u64) -> Option<&'static str> {
         if self
-            .spec
+            .plan
             .ttl_ms
             .is_some_and(|ttl| now >= self.created_ms.saturating_add(ttl))
         {
             return Some("ttl");
         }
         let idle = self.running.load(Ordering::Acquire) == 0
-            && self.spec.idle_timeout_ms.is_some_and(|t| {
+            && self.plan.idle_timeout_ms.is_some_and(|t| {
                 now >= self.last_used_ms.load(Ordering::Relaxed).saturating_add(t)
             });
         idle.then_some("idle timeout")
@@ -183,8 +183,13 @@ impl Kept {
             owner_uid: self.owner_uid,
             created_unix_ms: self.created_ms,
             last_used_unix_ms: self.last_used_ms.load(Ordering::Relaxed),
-            ttl_ms: self.spec.ttl_ms,
-            idle_timeout_ms: self.spec.idle_timeout_ms,
+            ttl_ms: self.plan.ttl_ms,
+            idle_timeout_ms: self.plan.idle_timeout_ms,
+            policy: self.plan.policy.clone(),
+            filesystem: self.plan.fs_mode,
+            network: self.plan.network,
+            capabilities: self.plan.capabilities.clone(),
+            annotations: self.spec.annotations.clone(),
             hostname: self.plan.hostname.clone(),
             rootfs: match &self.plan.rootfs {
                 RootPlan::Host => Rootfs::Host,
@@ -206,6 +211,10 @@ impl Kept {
                 cpus: self.plan.limits.cpus,
                 timeout_ms: None,
                 workspace_size: self.plan.workspace_size,
+                swap: Some(self.plan.limits.swap),
+                tmp_size: Some(self.plan.tmp_size),
+                shm_size: Some(self.plan.shm_size),
+                open_files: Some(self.plan.nofile),
             },
             host_uid_base: self.plan.ids.host_base,
             cgroup: self.plan.cgroup.clone(),

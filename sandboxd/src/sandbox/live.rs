@@ -23,14 +23,12 @@ use crate::isolation::spawn::HELPER_ARG;
 use crate::isolation::zygote::ZYGOTE_ARG;
 use crate::policy::Plan;
 
-/// What every sandbox's init gets: the sealed executable and its configuration; and the
-/// zygote that forks the helpers.
+/// What every sandbox's init gets: the sealed executable; and the zygote that forks the
+/// helpers.
 #[derive(Debug)]
 pub struct InitAssets {
     /// The sealed memfd holding sandbox-init.
     pub memfd: OwnedFd,
-    /// Seccomp filters and rlimits for every exec.
-    pub config: InitConfig,
     /// Forks per-sandbox helpers (None: each helper is an exec of sandboxd).
     pub zygote: Option<Zygote>,
 }
@@ -121,7 +119,7 @@ impl Failure {
         }
     }
 
-    fn internal(what: &str, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> Self {
         Failure::new(ErrorCode::Internal, format!("{what}: {e}"))
     }
 }
@@ -193,6 +191,16 @@ impl LiveSandbox {
         plan: &Plan,
         assets: &Arc<InitAssets>,
     ) -> Result<(LiveSandbox, Monitor), Failure> {
+        // What every exec gets: the policy's seccomp profile (compiled once per embedded
+        // profile; a policy's own file is read here), fd limit and capabilities.
+        let profile = crate::isolation::seccomp::program_for(&plan.seccomp)
+            .map_err(|e| Failure::new(ErrorCode::InvalidArgument, ipc::chain(&e)))?;
+        let config = InitConfig {
+            seccomp: profile.to_insns(),
+            nofile: plan.nofile,
+            capabilities: plan.capabilities.clone(),
+            no_new_privileges: plan.no_new_privileges,
+        };
         let (daemon_end, helper_end) =
             StdUnixStream::pair().map_err(|e| Failure::internal("socketpair", e))?;
         let (init_daemon_end, init_end) =
@@ -264,7 +272,7 @@ impl LiveSandbox {
             }
         };
         let (init_rd, mut init_wr) = to_tokio(init_daemon_end)?.into_split();
-        send_frame(&mut init_wr, &assets.config).await?;
+        send_frame(&mut init_wr, &config).await?;
         let routes: Routes = Arc::default();
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(init_reader(init_rd, routes.clone(), ready_tx));

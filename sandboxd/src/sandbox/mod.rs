@@ -14,6 +14,8 @@ use crate::policy::Allocation;
 pub mod create;
 /// `exec` and `attach` in a long-lived sandbox; output through its log.
 pub mod exec;
+/// `export_bundle` (a sandbox's OCI form) and `policy` (a policy with its defaults).
+pub mod export;
 /// The table of long-lived sandboxes, their execs, their watcher and reaper.
 pub mod kept;
 /// The connection-to-run link: shared credit counters, the stdin queue, signals.
@@ -53,7 +55,7 @@ pub struct Registry {
     inner: Mutex<Inner>,
 }
 
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut b = [0u8; 6];
     if std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))

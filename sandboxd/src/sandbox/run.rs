@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use sandbox_proto::init::{ExecRequest, FromInit};
-use sandbox_proto::{ErrorCode, ExitStatus, Response, RunSpec, Stream, MAX_OUTPUT_CHUNK};
+use sandbox_proto::{
+    ErrorCode, ExitStatus, PolicyRef, Response, RunSpec, Stream, MAX_OUTPUT_CHUNK,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
@@ -39,11 +41,70 @@ pub struct RunContext {
     pub store: Arc<crate::store::Store>,
 }
 
+/// Largest inline policy text accepted.
+pub const MAX_INLINE_POLICY: usize = 256 << 10;
+
+impl RunContext {
+    /// The policy a request names (`None`: the daemon's default). A named policy comes from
+    /// `--policy-dir` (or the shipped set when that directory does not exist); an inline one
+    /// only from root, since a policy is what bounds a client.
+    pub fn policy_for(
+        &self,
+        caller: &Caller,
+        r: Option<&PolicyRef>,
+    ) -> Result<sandbox_policy::Policy, Failure> {
+        let invalid = |msg: String| Failure::new(ErrorCode::InvalidArgument, msg);
+        match r {
+            None => load_named(&self.cfg, &self.cfg.default_policy),
+            Some(PolicyRef::Name { name }) => {
+                // A name only: a path would let a client make the daemon read any file.
+                if name.contains('/') {
+                    return Err(invalid(format!(
+                        "policy: {name:?} is not a policy name (a policy file is sent inline)"
+                    )));
+                }
+                load_named(&self.cfg, name)
+            }
+            Some(PolicyRef::Inline { source, text }) => {
+                if caller.uid != 0 {
+                    return Err(Failure::new(
+                        ErrorCode::PermissionDenied,
+                        "policy: only root may send a policy inline; name one of the daemon's",
+                    ));
+                }
+                if text.len() > MAX_INLINE_POLICY {
+                    return Err(invalid(format!(
+                        "policy: {source}: larger than {MAX_INLINE_POLICY} bytes"
+                    )));
+                }
+                let name = std::path::Path::new(source)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "inline".into());
+                sandbox_policy::Policy::parse(&name, source, text)
+                    .map_err(|e| invalid(format!("policy: {e}")))
+            }
+        }
+    }
+}
+
+/// Loads the policy `name` as the daemon's configuration says.
+pub fn load_named(cfg: &Config, name: &str) -> Result<sandbox_policy::Policy, Failure> {
+    sandbox_policy::load(Some(&cfg.policy_dir), name).map_err(|e| {
+        let code = match e {
+            sandbox_policy::LoadError::NotFound { .. } => ErrorCode::NotFound,
+            _ => ErrorCode::InvalidArgument,
+        };
+        Failure::new(code, format!("policy: {e}"))
+    })
+}
+
 impl From<PolicyError> for Failure {
     fn from(e: PolicyError) -> Self {
         let code = match e {
             PolicyError::Invalid { .. } => ErrorCode::InvalidArgument,
             PolicyError::Denied { .. } => ErrorCode::PermissionDenied,
+            PolicyError::Bound { .. } => ErrorCode::PolicyViolation,
         };
         Failure::new(code, e.to_string())
     }
@@ -137,7 +198,8 @@ async fn prepare(
     spec: &RunSpec,
     alloc: &Allocation,
 ) -> Result<(Plan, SandboxCgroup), Failure> {
-    let plan = policy::plan(spec, caller, &ctx.cfg, alloc)?;
+    let pol = ctx.policy_for(caller, spec.policy.as_ref())?;
+    let plan = policy::plan(spec, &pol, caller, &ctx.cfg, alloc)?;
     prepare_plan(ctx, caller, plan, alloc).await
 }
 
@@ -149,6 +211,23 @@ pub async fn prepare_plan(
     mut plan: Plan,
     alloc: &Allocation,
 ) -> Result<(Plan, SandboxCgroup), Failure> {
+    check_paths(caller, &mut plan)?;
+    let (parent, name, limits) = (
+        ctx.cfg.cgroup_parent.clone(),
+        alloc.sandbox_id.clone(),
+        plan.limits.clone(),
+    );
+    let cgroup =
+        tokio::task::spawn_blocking(move || SandboxCgroup::create(&parent, &name, &limits))
+            .await
+            .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?
+            .map_err(|e| Failure::new(ErrorCode::SpawnFailed, ipc::chain(&e)))?;
+    Ok((plan, cgroup))
+}
+
+/// Checks the plan's host folders and root filesystem directory for `caller`, recording the
+/// folders' identities.
+pub fn check_paths(caller: &Caller, plan: &mut Plan) -> Result<(), Failure> {
     for (i, m) in plan.mounts.iter_mut().enumerate() {
         let field = format!("mounts[{i}].host");
         let meta = std::fs::symlink_metadata(&m.host).map_err(|e| {
@@ -179,17 +258,7 @@ pub async fn prepare_plan(
         }
         policy::check_reachable("rootfs.path", p, &dir_chain(p), caller)?;
     }
-    let (parent, name, limits) = (
-        ctx.cfg.cgroup_parent.clone(),
-        alloc.sandbox_id.clone(),
-        plan.limits.clone(),
-    );
-    let cgroup =
-        tokio::task::spawn_blocking(move || SandboxCgroup::create(&parent, &name, &limits))
-            .await
-            .map_err(|e| Failure::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| Failure::new(ErrorCode::SpawnFailed, ipc::chain(&e)))?;
-    Ok((plan, cgroup))
+    Ok(())
 }
 
 /// Owner and mode of `/` and of every directory down to `path` (not following a final

@@ -18,7 +18,6 @@ use crate::sandbox::live::{InitAssets, Zygote};
 use crate::sandbox::run::RunContext;
 use crate::sandbox::Registry;
 use crate::store::Store;
-use sandbox_proto::init::InitConfig;
 
 /// One client connection.
 mod conn;
@@ -43,9 +42,12 @@ pub struct Daemon {
 
 /// The sealed sandbox-init and its configuration, made once (the seccomp profile is compiled
 /// here rather than per sandbox), and the zygote that forks helpers.
-fn init_assets(cfg: &Config) -> anyhow::Result<InitAssets> {
-    let profile =
-        crate::isolation::seccomp::default_profile().context("compiling the seccomp profile")?;
+fn init_assets() -> anyhow::Result<InitAssets> {
+    // Compiled here once, so a broken embedded profile stops the daemon at start.
+    for (name, _) in crate::isolation::seccomp::PROFILES {
+        crate::isolation::seccomp::program_for(name)
+            .with_context(|| format!("compiling the seccomp profile {name}"))?;
+    }
     let memfd = crate::isolation::initbin::sealed_memfd().context("preparing sandbox-init")?;
     // Helpers are forked by a zygote; without one (it could not start), each is an exec.
     let zygote = match Zygote::start() {
@@ -55,14 +57,7 @@ fn init_assets(cfg: &Config) -> anyhow::Result<InitAssets> {
             None
         }
     };
-    Ok(InitAssets {
-        memfd,
-        config: InitConfig {
-            seccomp: profile.to_insns(),
-            nofile: cfg.nofile,
-        },
-        zygote,
-    })
+    Ok(InitAssets { memfd, zygote })
 }
 
 fn prepare_dirs(cfg: &Config) -> anyhow::Result<Flock<std::fs::File>> {
@@ -147,7 +142,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if !swept.is_empty() {
         warn!(count = swept.len(), cgroups = ?swept, "removed cgroups left by a previous daemon");
     }
-    let init = Arc::new(init_assets(&cfg)?);
+    let init = Arc::new(init_assets()?);
+    // A default policy that does not load would fail every request that names none.
+    crate::sandbox::run::load_named(&cfg, &cfg.default_policy)
+        .map_err(|f| anyhow::anyhow!("the default policy: {}", f.message))?;
     let listener = bind(&cfg)?;
     let (shutdown_tx, shutdown) = watch::channel(false);
     let cfg = Arc::new(cfg);

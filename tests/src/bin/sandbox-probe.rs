@@ -117,6 +117,30 @@ fn main() {
     let core = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE)
         .map(|(s, h)| format!("{s},{h}"));
     put("rlimit_core", core.unwrap_or_default());
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(s, h)| format!("{s},{h}"));
+    put("rlimit_nofile", nofile.unwrap_or_default());
+    for p in ["/tmp", "/workspace", "/dev/shm"] {
+        let size = nix::sys::statvfs::statvfs(p)
+            .map(|v| (v.blocks() * v.fragment_size()).to_string())
+            .unwrap_or_else(|e| format!("error {e}"));
+        put(&format!("size:{p}"), size);
+    }
+    // Every mount point with its type and ro/rw, sorted: "/proc:proc:rw;/tmp:tmpfs:rw;...".
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let f: Vec<&str> = pre.split(' ').collect();
+            let fstype = post.split(' ').next()?;
+            let ro = f.get(5)?.split(',').next()?;
+            Some(format!("{}:{fstype}:{ro}", f.get(4)?))
+        })
+        .collect();
+    mounts.sort();
+    mounts.dedup();
+    put("mounts", mounts.join(";"));
     // Masked: a file has /dev/null over it, a directory an empty tmpfs (or the kernel lacks it).
     for p in [
         "/proc/kcore",
