@@ -88,15 +88,58 @@ impl RunContext {
     }
 }
 
-/// Loads the policy `name` as the daemon's configuration says.
+/// Loads the policy `name` as the daemon's configuration says. A parsed policy is kept and
+/// reused while its file's size and modification time stay the same (the shipped ones, used
+/// when the policy directory does not exist, for good): parsing one costs more than the rest
+/// of planning a sandbox.
 pub fn load_named(cfg: &Config, name: &str) -> Result<sandbox_policy::Policy, Failure> {
-    sandbox_policy::load(Some(&cfg.policy_dir), name).map_err(|e| {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Mutex;
+    type Stamp = (i64, i64, u64);
+    static CACHE: Mutex<Option<HashMap<String, (Stamp, sandbox_policy::Policy)>>> =
+        Mutex::new(None);
+    let key = cfg.policy_dir.join(format!("{name}.toml"));
+    // A name that is not a policy name goes straight to `load`, which says why.
+    let stamp: Option<Stamp> = if !sandbox_policy::is_policy_name(name) {
+        None
+    } else if cfg.policy_dir.exists() {
+        std::fs::metadata(&key)
+            .ok()
+            .map(|m| (m.mtime(), m.mtime_nsec(), m.size()))
+    } else {
+        Some((0, 0, 0))
+    };
+    let key = if cfg.policy_dir.exists() {
+        key.to_string_lossy().into_owned()
+    } else {
+        format!("(shipped) {name}")
+    };
+    if let Some(stamp) = stamp {
+        let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((s, p)) = cache.as_ref().and_then(|c| c.get(&key)) {
+            if *s == stamp {
+                return Ok(p.clone());
+            }
+        }
+    }
+    let policy = sandbox_policy::load(Some(&cfg.policy_dir), name).map_err(|e| {
         let code = match e {
             sandbox_policy::LoadError::NotFound { .. } => ErrorCode::NotFound,
             _ => ErrorCode::InvalidArgument,
         };
         Failure::new(code, format!("policy: {e}"))
-    })
+    })?;
+    if let Some(stamp) = stamp {
+        let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        let map = cache.get_or_insert_with(HashMap::new);
+        // Bounded: one entry per policy file; a directory of thousands is not expected.
+        if map.len() >= 1024 {
+            map.clear();
+        }
+        map.insert(key, (stamp, policy.clone()));
+    }
+    Ok(policy)
 }
 
 impl From<PolicyError> for Failure {
