@@ -15,6 +15,13 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs `cmd`; it must succeed (its stderr is the message otherwise).
+fn ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out
+}
+
 fn probe_dir() -> String {
     bin("sandbox-probe")
         .parent()
@@ -149,20 +156,13 @@ fn exported_host_root_bundle_runs_under_runc_like_sandboxd() {
     let d = TestDaemon::start();
     let mount = format!("{}:/probe:ro", probe_dir());
     let bundle = d.dir.join("bundle");
-    let out = d
-        .sandboxctl()
+    ok(d.sandboxctl()
         .args(["export-bundle", "--mount", &mount])
         .arg(&bundle)
-        .args(["--", "/probe/sandbox-probe"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let ours = d
+        .args(["--", "/probe/sandbox-probe"]));
+    let ours = ok(d
         .sandboxctl()
-        .args(["run", "--mount", &mount, "--", "/probe/sandbox-probe"])
-        .output()
-        .unwrap();
-    assert!(ours.status.success(), "{}", text(&ours.stderr));
+        .args(["run", "--mount", &mount, "--", "/probe/sandbox-probe"]));
     let ours = parse_probe(&ours.stdout);
     let theirs = run_runtime(
         "runc",
@@ -195,24 +195,17 @@ fn exported_bundle_runs_under_runc_and_crun_like_sandboxd() {
     let limits = ["--memory", "512M", "--pids", "100", "--cpus", "0.5"];
     let rootfs = root.to_string_lossy().into_owned();
     let bundle = d.dir.join("bundle");
-    let out = d
-        .sandboxctl()
+    ok(d.sandboxctl()
         .arg("export-bundle")
         .args(limits)
         .args(["--rootfs", &rootfs])
         .arg(&bundle)
-        .args(["--", &probe])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let ours = d
+        .args(["--", &probe]));
+    let ours = ok(d
         .sandboxctl()
         .arg("run")
         .args(limits)
-        .args(["--rootfs", &rootfs, "--", &probe])
-        .output()
-        .unwrap();
-    assert!(ours.status.success(), "{}", text(&ours.stderr));
+        .args(["--rootfs", &rootfs, "--", &probe]));
     let ours = parse_probe(&ours.stdout);
     assert_eq!(ours["Seccomp"], "2", "{ours:?}");
 
@@ -245,16 +238,12 @@ fn exported_bundle_runs_under_runc_and_crun_like_sandboxd() {
 
     // Limits, read from the cgroups: a detached runc container and a kept sandbox.
     let sleeper = d.dir.join("sleeper");
-    let out = d
-        .sandboxctl()
+    ok(d.sandboxctl()
         .arg("export-bundle")
         .args(limits)
         .args(["--rootfs", &rootfs])
         .arg(&sleeper)
-        .args(["--", "sleep", "30"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        .args(["--", "sleep", "30"]));
     let id = format!("{id_base}-limits");
     let st = Command::new("runc")
         .args(["run", "-d", "--bundle"])
@@ -271,8 +260,7 @@ fn exported_bundle_runs_under_runc_and_crun_like_sandboxd() {
     let pid = state["pid"].as_u64().unwrap() as u32;
     let theirs = cgroup_limits(&|ctl| cgroup_dir(ctl, &cgroup_of(pid, ctl)));
     let _ = Command::new("runc").args(["delete", "-f", &id]).output();
-    let out = d.sandboxctl().arg("create").args(limits).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ok(d.sandboxctl().arg("create").args(limits));
     let sid = text(&out.stdout).trim().to_owned();
     let rel = format!("{}/{sid}", d.cgroup_parent);
     let ours = cgroup_limits(&|ctl| cgroup_dir(ctl, &rel));
@@ -385,22 +373,12 @@ fn exported_bundle_round_trips_and_state_is_oci() {
         "/{}",
         bin("sandbox-probe").strip_prefix("/").unwrap().display()
     );
-    let out = d
-        .sandboxctl()
+    ok(d.sandboxctl()
         .args(["export-bundle", "--rootfs"])
         .arg(&root)
         .arg(&bundle)
-        .args(["--", &probe])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = d
-        .sandboxctl()
-        .args(["run", "--bundle"])
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        .args(["--", &probe]));
+    let out = ok(d.sandboxctl().args(["run", "--bundle"]).arg(&bundle));
     let p = parse_probe(&out.stdout);
     assert_eq!(
         (p["Seccomp"].as_str(), p["CapEff"].as_str()),
@@ -426,15 +404,9 @@ fn exported_bundle_round_trips_and_state_is_oci() {
     );
 
     // OCI state of a kept sandbox.
-    let out = d
-        .sandboxctl()
-        .args(["create", "--policy", "ci"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ok(d.sandboxctl().args(["create", "--policy", "ci"]));
     let id = text(&out.stdout).trim().to_owned();
-    let out = d.sandboxctl().args(["state", &id]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = ok(d.sandboxctl().args(["state", &id]));
     let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(state["ociVersion"], "1.0.2");
     assert_eq!(state["id"], id.as_str());

@@ -22,7 +22,7 @@ pub mod kept;
 pub mod link;
 /// A live sandbox: its helper, its sandbox-init, execs.
 pub mod live;
-/// Single-answer calls: list, inspect, stats, signal, pause, resume, files.
+/// Single-answer calls: export_bundle, policy, list, inspect, stats, signal, pause, resume, files.
 pub mod ops;
 /// Per-exec output logs with sequence numbers: replay and live follow.
 pub mod outlog;

@@ -1,4 +1,5 @@
-//! The single-answer calls about a kept sandbox: list, inspect, stats, signal, pause, resume,
+//! The single-answer calls: export_bundle and policy (answered by `export`); about a kept
+//! sandbox: list, inspect, stats, signal, pause, resume,
 //! and the file calls (resolved inside the sandbox's root, never following a symlink out).
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -23,6 +24,14 @@ pub async fn answer(ctx: &RunContext, caller: &Caller, req: Request) -> Result<R
         Ok(k)
     };
     match req {
+        Request::ExportBundle { id, spec } => {
+            let (config, rootfs) = super::export::export_bundle(ctx, caller, spec).await?;
+            Ok(Response::Bundle { id, config, rootfs })
+        }
+        Request::Policy { id, name } => {
+            let (name, text) = super::export::show_policy(ctx, name.as_deref())?;
+            Ok(Response::Policy { id, name, text })
+        }
         Request::List { id } => {
             let sandboxes = ctx.kept.list(caller).iter().map(|k| k.info()).collect();
             Ok(Response::Sandboxes { id, sandboxes })

@@ -99,22 +99,18 @@ pub fn load_named(cfg: &Config, name: &str) -> Result<sandbox_policy::Policy, Fa
     type Stamp = (i64, i64, u64);
     static CACHE: Mutex<Option<HashMap<String, (Stamp, sandbox_policy::Policy)>>> =
         Mutex::new(None);
-    let key = cfg.policy_dir.join(format!("{name}.toml"));
-    // A name that is not a policy name goes straight to `load`, which says why.
-    let stamp: Option<Stamp> = if !sandbox_policy::is_policy_name(name) {
-        None
-    } else if cfg.policy_dir.exists() {
-        std::fs::metadata(&key)
+    // One stat of the directory, one of the file: what decides whether the cached copy holds.
+    let file = cfg.policy_dir.join(format!("{name}.toml"));
+    let (key, stamp): (String, Option<Stamp>) = if cfg.policy_dir.exists() {
+        let stamp = std::fs::metadata(&file)
             .ok()
-            .map(|m| (m.mtime(), m.mtime_nsec(), m.size()))
+            .map(|m| (m.mtime(), m.mtime_nsec(), m.size()));
+        (file.to_string_lossy().into_owned(), stamp)
     } else {
-        Some((0, 0, 0))
+        (format!("(shipped) {name}"), Some((0, 0, 0)))
     };
-    let key = if cfg.policy_dir.exists() {
-        key.to_string_lossy().into_owned()
-    } else {
-        format!("(shipped) {name}")
-    };
+    // A name that is not a policy name goes straight to `load`, which says why.
+    let stamp = stamp.filter(|_| sandbox_policy::is_policy_name(name));
     if let Some(stamp) = stamp {
         let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((s, p)) = cache.as_ref().and_then(|c| c.get(&key)) {

@@ -19,7 +19,7 @@ use crate::policy::Caller;
 use crate::sandbox::link::{self, LinkTx, Refused};
 use crate::sandbox::live::Failure;
 use crate::sandbox::run;
-use crate::sandbox::{create, exec, export, ops};
+use crate::sandbox::{create, exec, ops};
 
 /// How long a new connection may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -201,189 +201,168 @@ async fn dispatch(
 ) {
     // A run is forgotten once its final frame is queued, so nothing about it can follow it.
     runs.retain(|_, tx| !tx.is_done());
-    let (id, input) =
-        match req {
-            Request::Hello { .. } => {
+    let (id, input) = match req {
+        Request::Hello { .. } => {
+            let _ = out
+                .send(error(
+                    None,
+                    ErrorCode::ProtocolViolation,
+                    "hello was already sent",
+                ))
+                .await;
+            return;
+        }
+        Request::Status { id } => {
+            info!(id, "status");
+            let info = DaemonStatus {
+                daemon: format!("sandboxd {}", env!("CARGO_PKG_VERSION")),
+                cgroup_version: crate::cgroups::version().as_str().to_string(),
+                // Like every other call, a non-root caller sees only its own sandboxes.
+                sandboxes: daemon
+                    .registry
+                    .summaries()
+                    .into_iter()
+                    .filter(|s| caller.uid == 0 || s.owner_uid == caller.uid)
+                    .collect(),
+            };
+            let _ = out.send(Response::Status { id, info }).await;
+            return;
+        }
+        Request::Run { id, spec } => {
+            if runs.contains_key(&id) {
                 let _ = out
                     .send(error(
-                        None,
+                        Some(id),
                         ErrorCode::ProtocolViolation,
-                        "hello was already sent",
+                        format!("run id {id} is in use"),
                     ))
                     .await;
                 return;
             }
-            Request::Status { id } => {
-                info!(id, "status");
-                let info = DaemonStatus {
-                    daemon: format!("sandboxd {}", env!("CARGO_PKG_VERSION")),
-                    cgroup_version: crate::cgroups::version().as_str().to_string(),
-                    // Like every other call, a non-root caller sees only its own sandboxes.
-                    sandboxes: daemon
-                        .registry
-                        .summaries()
-                        .into_iter()
-                        .filter(|s| caller.uid == 0 || s.owner_uid == caller.uid)
-                        .collect(),
-                };
-                let _ = out.send(Response::Status { id, info }).await;
-                return;
-            }
-            Request::Run { id, spec } => {
-                if runs.contains_key(&id) {
-                    let _ = out
-                        .send(error(
-                            Some(id),
-                            ErrorCode::ProtocolViolation,
-                            format!("run id {id} is in use"),
-                        ))
-                        .await;
-                    return;
-                }
-                if runs.len() >= daemon.cfg.max_runs_per_connection {
-                    let msg = format!(
-                        "at most {} runs per connection",
-                        daemon.cfg.max_runs_per_connection
-                    );
-                    let _ = out
-                        .send(error(Some(id), ErrorCode::ResourceExhausted, msg))
-                        .await;
-                    return;
-                }
-                let (tx, rx) = link::link(sandbox_proto::DEFAULT_WINDOW, spec.stdin);
-                runs.insert(id, tx);
-                tokio::spawn(
-                    run::run(daemon.ctx.clone(), caller, id, spec, out.clone(), rx)
-                        .in_current_span(),
+            if runs.len() >= daemon.cfg.max_runs_per_connection {
+                let msg = format!(
+                    "at most {} runs per connection",
+                    daemon.cfg.max_runs_per_connection
                 );
+                let _ = out
+                    .send(error(Some(id), ErrorCode::ResourceExhausted, msg))
+                    .await;
                 return;
             }
-            Request::Exec {
-                id,
-                sandbox_id,
-                spec,
-            } => {
-                if let Some(rx) =
-                    open_stream(daemon, id, spec.stdin || spec.tty.is_some(), out, runs).await
-                {
-                    let f = exec::exec(
-                        daemon.ctx.clone(),
-                        caller,
-                        id,
-                        sandbox_id,
-                        spec,
-                        out.clone(),
-                        rx,
-                    );
-                    tokio::spawn(f.in_current_span());
-                }
-                return;
+            let (tx, rx) = link::link(sandbox_proto::DEFAULT_WINDOW, spec.stdin);
+            runs.insert(id, tx);
+            tokio::spawn(
+                run::run(daemon.ctx.clone(), caller, id, spec, out.clone(), rx).in_current_span(),
+            );
+            return;
+        }
+        Request::Exec {
+            id,
+            sandbox_id,
+            spec,
+        } => {
+            if let Some(rx) =
+                open_stream(daemon, id, spec.stdin || spec.tty.is_some(), out, runs).await
+            {
+                let f = exec::exec(
+                    daemon.ctx.clone(),
+                    caller,
+                    id,
+                    sandbox_id,
+                    spec,
+                    out.clone(),
+                    rx,
+                );
+                tokio::spawn(f.in_current_span());
             }
-            Request::Attach {
-                id,
-                sandbox_id,
-                exec_id,
-                from_seq,
-            } => {
-                if let Some(rx) = open_stream(daemon, id, false, out, runs).await {
-                    let f = exec::attach(
-                        daemon.ctx.clone(),
-                        caller,
-                        id,
-                        sandbox_id,
-                        exec_id,
-                        from_seq,
-                        out.clone(),
-                        rx,
-                    );
-                    tokio::spawn(f.in_current_span());
-                }
-                return;
+            return;
+        }
+        Request::Attach {
+            id,
+            sandbox_id,
+            exec_id,
+            from_seq,
+        } => {
+            if let Some(rx) = open_stream(daemon, id, false, out, runs).await {
+                let f = exec::attach(
+                    daemon.ctx.clone(),
+                    caller,
+                    id,
+                    sandbox_id,
+                    exec_id,
+                    from_seq,
+                    out.clone(),
+                    rx,
+                );
+                tokio::spawn(f.in_current_span());
             }
-            Request::Resize { id, rows, cols } => {
-                if let Some(tx) = runs.get(&id) {
-                    let _ = tx.resize(rows, cols);
-                }
-                return;
+            return;
+        }
+        Request::Resize { id, rows, cols } => {
+            if let Some(tx) = runs.get(&id) {
+                let _ = tx.resize(rows, cols);
             }
-            Request::Create { id, spec } => {
-                info!(id, "create");
-                let ctx = daemon.ctx.clone();
-                single(slots, out, id, async move {
-                    create::create(&ctx, caller, spec)
-                        .await
-                        .map(|sandbox| Response::Created { id, sandbox })
-                })
-                .await;
-                return;
+            return;
+        }
+        Request::Create { id, spec } => {
+            info!(id, "create");
+            let ctx = daemon.ctx.clone();
+            single(slots, out, id, async move {
+                create::create(&ctx, caller, spec)
+                    .await
+                    .map(|sandbox| Response::Created { id, sandbox })
+            })
+            .await;
+            return;
+        }
+        Request::Destroy { id, sandbox_id } => {
+            info!(id, sandbox = %sandbox_id, "destroy");
+            let ctx = daemon.ctx.clone();
+            single(slots, out, id, async move {
+                create::destroy(&ctx, &caller, &sandbox_id)
+                    .await
+                    .map(|()| Response::Done { id })
+            })
+            .await;
+            return;
+        }
+        req @ (Request::ExportBundle { .. }
+        | Request::Policy { .. }
+        | Request::List { .. }
+        | Request::Inspect { .. }
+        | Request::Stats { .. }
+        | Request::Signal { .. }
+        | Request::Pause { .. }
+        | Request::Resume { .. }
+        | Request::FileRead { .. }
+        | Request::FileWrite { .. }
+        | Request::FileList { .. }
+        | Request::FileStat { .. }
+        | Request::FileMkdir { .. }
+        | Request::FileRemove { .. }) => {
+            let id = request_id(&req);
+            debug!(id, kind = request_kind(&req), "request");
+            let ctx = daemon.ctx.clone();
+            single(slots, out, id, async move {
+                ops::answer(&ctx, &caller, req).await
+            })
+            .await;
+            return;
+        }
+        Request::Stdin { id, data } => (id, Input::Stdin(data)),
+        Request::CloseStdin { id } => (id, Input::CloseStdin),
+        Request::Credit { id, stream, bytes } => {
+            // Credit may race with the run's end; for a run that is gone it means nothing.
+            if let Some(tx) = runs.get(&id) {
+                tx.credit(stream, bytes);
             }
-            Request::Destroy { id, sandbox_id } => {
-                info!(id, sandbox = %sandbox_id, "destroy");
-                let ctx = daemon.ctx.clone();
-                single(slots, out, id, async move {
-                    create::destroy(&ctx, &caller, &sandbox_id)
-                        .await
-                        .map(|()| Response::Done { id })
-                })
-                .await;
-                return;
-            }
-            Request::ExportBundle { id, spec } => {
-                info!(id, "export_bundle");
-                let ctx = daemon.ctx.clone();
-                single(slots, out, id, async move {
-                    export::export_bundle(&ctx, &caller, spec)
-                        .await
-                        .map(|(config, rootfs)| Response::Bundle { id, config, rootfs })
-                })
-                .await;
-                return;
-            }
-            Request::Policy { id, name } => {
-                debug!(id, "policy");
-                let ctx = daemon.ctx.clone();
-                single(slots, out, id, async move {
-                    export::show_policy(&ctx, name.as_deref())
-                        .map(|(name, text)| Response::Policy { id, name, text })
-                })
-                .await;
-                return;
-            }
-            req @ (Request::List { .. }
-            | Request::Inspect { .. }
-            | Request::Stats { .. }
-            | Request::Signal { .. }
-            | Request::Pause { .. }
-            | Request::Resume { .. }
-            | Request::FileRead { .. }
-            | Request::FileWrite { .. }
-            | Request::FileList { .. }
-            | Request::FileStat { .. }
-            | Request::FileMkdir { .. }
-            | Request::FileRemove { .. }) => {
-                let id = request_id(&req);
-                debug!(id, kind = request_kind(&req), "request");
-                let ctx = daemon.ctx.clone();
-                single(slots, out, id, async move {
-                    ops::answer(&ctx, &caller, req).await
-                })
-                .await;
-                return;
-            }
-            Request::Stdin { id, data } => (id, Input::Stdin(data)),
-            Request::CloseStdin { id } => (id, Input::CloseStdin),
-            Request::Credit { id, stream, bytes } => {
-                // Credit may race with the run's end; for a run that is gone it means nothing.
-                if let Some(tx) = runs.get(&id) {
-                    tx.credit(stream, bytes);
-                }
-                return;
-            }
-            Request::Kill { id, signal } => {
-                info!(id, signal, "kill");
-                (id, Input::Kill(signal))
-            }
-        };
+            return;
+        }
+        Request::Kill { id, signal } => {
+            info!(id, signal, "kill");
+            (id, Input::Kill(signal))
+        }
+    };
     let Some(tx) = runs.get_mut(&id) else {
         let msg = format!("no live run with id {id}");
         let _ = out
@@ -472,7 +451,9 @@ async fn single(
 
 fn request_id(req: &Request) -> u64 {
     match req {
-        Request::List { id }
+        Request::ExportBundle { id, .. }
+        | Request::Policy { id, .. }
+        | Request::List { id }
         | Request::Inspect { id, .. }
         | Request::Stats { id, .. }
         | Request::Signal { id, .. }
@@ -490,6 +471,8 @@ fn request_id(req: &Request) -> u64 {
 
 fn request_kind(req: &Request) -> &'static str {
     match req {
+        Request::ExportBundle { .. } => "export_bundle",
+        Request::Policy { .. } => "policy",
         Request::List { .. } => "list",
         Request::Inspect { .. } => "inspect",
         Request::Stats { .. } => "stats",
